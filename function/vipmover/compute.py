@@ -1,0 +1,405 @@
+"""The one boundary with the Compute Engine API.
+
+Reads and access-config changes go through google-cloud-compute. `updateNetworkInterface` does
+not: that client drops empty repeated fields when it serialises the body (googleapis/
+google-cloud-python#11931), so `aliasIpRanges: []` never reaches the API and the VIP stays on
+the old primary. We send that one PATCH ourselves, with the same credentials and endpoint, and
+the body written out explicitly.
+
+Operations are awaited with `zoneOperations.wait` through a client built on our endpoint
+(`ExtendedOperation.result()` polls the real API even when pointed at an emulator).
+
+Every call is retried a few times on 429, 5xx and network errors; mutations carry a
+deterministic `requestId`, so a retry whose first attempt did land is not applied twice. What
+still fails is mapped onto `errors`: retryable or permanent.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .config import InstanceRef
+from .errors import (
+    ApiUnavailable,
+    FingerprintRace,
+    OperationFailed,
+    OperationTimeout,
+    RequestRefused,
+)
+from .plan import AccessConfig, AliasRange, NicState
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
+    from google.auth.transport.requests import AuthorizedSession
+    from google.cloud import compute_v1
+
+REAL_ENDPOINT = "https://compute.googleapis.com"
+SCOPES = ("https://www.googleapis.com/auth/compute",)
+CALL_TIMEOUT_S = 30.0
+WAIT_CALL_S = 125.0
+"""zoneOperations.wait answers by about 2 minutes; give the HTTP call a little more."""
+RETRY_ATTEMPTS = 4
+RETRY_BASE_S = 0.2
+REQUEST_ID_NAMESPACE = uuid.UUID("5b0f7f3e-2b0c-4c43-9a1e-6d1f0c6a1a10")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A zonal operation: where to wait for it, and its error if it was already DONE."""
+
+    project: str
+    zone: str
+    name: str
+    done: bool
+    error: tuple[str, str] | None = None
+
+
+def request_id(*parts: str) -> str:
+    """A UUID that is the same for the same intended change (event, target, step, fingerprint).
+
+    A retried or redelivered call with the same id returns the first call's operation instead of
+    applying the change again; any change in the NIC changes the fingerprint and so the id.
+    """
+    return str(uuid.uuid5(REQUEST_ID_NAMESPACE, "/".join(parts)))
+
+
+def _is_retryable_status(code: int | None) -> bool:
+    return code == 429 or (code is not None and code >= 500)
+
+
+class ComputeGateway:
+    """Typed, retried, counted access to the few Compute methods the mover needs.
+
+    Args:
+        endpoint: `http://127.0.0.1:PORT` for an emulator (anonymous credentials), or None for the
+            real API with application default credentials.
+        credentials: Overrides the credentials chosen from `endpoint`.
+    """
+
+    def __init__(self, endpoint: str | None = None, credentials: Credentials | None = None) -> None:
+        self.endpoint = (endpoint or REAL_ENDPOINT).rstrip("/")
+        self._credentials = credentials
+        self._emulated = endpoint is not None
+        self._lock = threading.Lock()
+        self._calls: Counter[str] = Counter()
+        self._instances: compute_v1.InstancesClient | None = None
+        self._operations: compute_v1.ZoneOperationsClient | None = None
+        self._addresses: compute_v1.AddressesClient | None = None
+        self._session: AuthorizedSession | None = None
+
+    # -- clients, built once and lazily so that importing costs nothing -----------------------
+
+    def _creds(self) -> Credentials:
+        if self._credentials is None:
+            if self._emulated:
+                from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
+
+                self._credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+            else:
+                import google.auth  # noqa: PLC0415
+
+                self._credentials, _ = google.auth.default(scopes=SCOPES)
+        return self._credentials
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        return {
+            "credentials": self._creds(),
+            "client_options": {"api_endpoint": self.endpoint},
+            "transport": "rest",
+        }
+
+    def _instances_client(self) -> compute_v1.InstancesClient:
+        with self._lock:
+            if self._instances is None:
+                from google.cloud import compute_v1  # noqa: PLC0415
+
+                self._instances = compute_v1.InstancesClient(**self._client_kwargs())
+            return self._instances
+
+    def _operations_client(self) -> compute_v1.ZoneOperationsClient:
+        with self._lock:
+            if self._operations is None:
+                from google.cloud import compute_v1  # noqa: PLC0415
+
+                self._operations = compute_v1.ZoneOperationsClient(**self._client_kwargs())
+            return self._operations
+
+    def _addresses_client(self) -> compute_v1.AddressesClient:
+        with self._lock:
+            if self._addresses is None:
+                from google.cloud import compute_v1  # noqa: PLC0415
+
+                self._addresses = compute_v1.AddressesClient(**self._client_kwargs())
+            return self._addresses
+
+    def _authorized_session(self) -> AuthorizedSession:
+        with self._lock:
+            if self._session is None:
+                from google.auth.transport.requests import AuthorizedSession  # noqa: PLC0415
+
+                self._session = AuthorizedSession(self._creds())  # type: ignore[no-untyped-call]
+            return self._session
+
+    def warm_up(self) -> None:
+        """Build every client now (at start-up) rather than on the first event's critical path."""
+        self._instances_client()
+        self._operations_client()
+        self._addresses_client()
+        self._authorized_session()
+
+    # -- accounting and error mapping ---------------------------------------------------------
+
+    def calls(self) -> Counter[str]:
+        """API calls made so far, by discovery method id (e.g. `compute.instances.get`)."""
+        with self._lock:
+            return Counter(self._calls)
+
+    @contextmanager
+    def _counted(self, method_id: str) -> Iterator[None]:
+        with self._lock:
+            self._calls[method_id] += 1
+        yield
+
+    def _call(self, method_id: str, fn: Callable[[], T], deadline: float) -> T:
+        """Run one API call, retrying what may clear, and map failures onto our errors."""
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
+        from requests import exceptions as rexc  # noqa: PLC0415
+
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._counted(method_id):
+                    return fn()
+            except gexc.PreconditionFailed:
+                raise
+            except gexc.GoogleAPICallError as err:
+                code = err.code if isinstance(err.code, int) else None
+                if not _is_retryable_status(code):
+                    raise RequestRefused(f"{method_id}: HTTP {code}: {err.message}") from err
+                failure: Exception = ApiUnavailable(f"{method_id}: HTTP {code}: {err.message}")
+            except (rexc.ConnectionError, rexc.Timeout) as err:
+                failure = ApiUnavailable(f"{method_id}: {type(err).__name__}: {err}")
+            pause = RETRY_BASE_S * 2 ** (attempt - 1) * (0.5 + random.random())  # noqa: S311
+            if attempt >= RETRY_ATTEMPTS or time.monotonic() + pause >= deadline:
+                raise failure
+            time.sleep(pause)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def read_nic(self, ref: InstanceRef, nic_name: str, deadline: float) -> NicState:
+        """The named NIC of one instance, as plain data."""
+        instance = self._call(
+            "compute.instances.get",
+            lambda: self._instances_client().get(
+                project=ref.project,
+                zone=ref.zone,
+                instance=ref.name,
+                retry=None,
+                timeout=CALL_TIMEOUT_S,
+            ),
+            deadline,
+        )
+        for nic in instance.network_interfaces:
+            if nic.name == nic_name:
+                return NicState(
+                    instance=ref,
+                    fingerprint=nic.fingerprint,
+                    alias_ranges=tuple(
+                        AliasRange(a.ip_cidr_range, a.subnetwork_range_name or None)
+                        for a in nic.alias_ip_ranges
+                    ),
+                    access_configs=tuple(
+                        AccessConfig(c.name, c.nat_ip or None) for c in nic.access_configs
+                    ),
+                    status=instance.status,
+                )
+        raise RequestRefused(f"{ref} has no network interface {nic_name}")
+
+    def address_ip(self, project: str, region: str, name: str, deadline: float) -> str:
+        """The IP of a reserved address."""
+        address = self._call(
+            "compute.addresses.get",
+            lambda: self._addresses_client().get(
+                project=project, region=region, address=name, retry=None, timeout=CALL_TIMEOUT_S
+            ),
+            deadline,
+        )
+        if not address.address:
+            raise RequestRefused(f"address {project}/{region}/{name} has no IP")
+        return address.address
+
+    # -- mutations ----------------------------------------------------------------------------
+
+    def set_aliases(
+        self,
+        nic: NicState,
+        nic_name: str,
+        aliases: Sequence[AliasRange],
+        request_id: str,
+        deadline: float,
+    ) -> Operation:
+        """PATCH the NIC's alias list to exactly `aliases` (an empty list really clears it).
+
+        Raises:
+            FingerprintRace: on 412; the caller re-reads and retries.
+        """
+        ref = nic.instance
+        url = (
+            f"{self.endpoint}/compute/v1/projects/{ref.project}/zones/{ref.zone}"
+            f"/instances/{ref.name}/updateNetworkInterface"
+        )
+        body = {
+            "fingerprint": nic.fingerprint,
+            "aliasIpRanges": [
+                {"ipCidrRange": a.ip_cidr_range}
+                | (
+                    {"subnetworkRangeName": a.subnetwork_range_name}
+                    if a.subnetwork_range_name
+                    else {}
+                )
+                for a in aliases
+            ],
+        }
+
+        def patch() -> dict[str, Any]:
+            from google.api_core import exceptions as gexc  # noqa: PLC0415
+
+            response = self._authorized_session().patch(
+                url,
+                params={"networkInterface": nic_name, "requestId": request_id},
+                data=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+                timeout=CALL_TIMEOUT_S,
+            )
+            if response.status_code >= 400:
+                raise gexc.from_http_response(response)  # type: ignore[no-untyped-call]
+            result: dict[str, Any] = response.json()
+            return result
+
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
+
+        try:
+            raw = self._call("compute.instances.updateNetworkInterface", patch, deadline)
+        except gexc.PreconditionFailed as err:
+            raise FingerprintRace(f"{ref}: NIC fingerprint changed ({err.message})") from None
+        errors = (raw.get("error") or {}).get("errors") or [{}]
+        error = (
+            (errors[0].get("code", "UNKNOWN"), errors[0].get("message", ""))
+            if "error" in raw
+            else None
+        )
+        return Operation(ref.project, ref.zone, raw["name"], raw.get("status") == "DONE", error)
+
+    def delete_access_config(
+        self, ref: InstanceRef, nic_name: str, config_name: str, request_id: str, deadline: float
+    ) -> Operation:
+        """Remove one access config (and so its external IP) from a NIC."""
+        from google.cloud import compute_v1  # noqa: PLC0415
+
+        op = self._call(
+            "compute.instances.deleteAccessConfig",
+            lambda: self._instances_client().delete_access_config_unary(
+                request=compute_v1.DeleteAccessConfigInstanceRequest(
+                    project=ref.project,
+                    zone=ref.zone,
+                    instance=ref.name,
+                    access_config=config_name,
+                    network_interface=nic_name,
+                    request_id=request_id,
+                ),
+                retry=None,
+                timeout=CALL_TIMEOUT_S,
+            ),
+            deadline,
+        )
+        return self._operation(ref.project, ref.zone, op)
+
+    def add_access_config(
+        self,
+        ref: InstanceRef,
+        nic_name: str,
+        config_name: str,
+        nat_ip: str,
+        request_id: str,
+        deadline: float,
+    ) -> Operation:
+        """Attach the static external IP to a NIC under `config_name`."""
+        from google.cloud import compute_v1  # noqa: PLC0415
+
+        config = compute_v1.AccessConfig(name=config_name, nat_i_p=nat_ip, type_="ONE_TO_ONE_NAT")
+        op = self._call(
+            "compute.instances.addAccessConfig",
+            lambda: self._instances_client().add_access_config_unary(
+                request=compute_v1.AddAccessConfigInstanceRequest(
+                    project=ref.project,
+                    zone=ref.zone,
+                    instance=ref.name,
+                    network_interface=nic_name,
+                    access_config_resource=config,
+                    request_id=request_id,
+                ),
+                retry=None,
+                timeout=CALL_TIMEOUT_S,
+            ),
+            deadline,
+        )
+        return self._operation(ref.project, ref.zone, op)
+
+    @staticmethod
+    def _operation(project: str, zone: str, op: compute_v1.Operation) -> Operation:
+        from google.cloud import compute_v1  # noqa: PLC0415
+
+        error = None
+        if op.error and op.error.errors:
+            error = (op.error.errors[0].code or "UNKNOWN", op.error.errors[0].message or "")
+        done = op.status == compute_v1.Operation.Status.DONE
+        return Operation(project, zone, op.name, done, error)
+
+    # -- operations ---------------------------------------------------------------------------
+
+    def wait(self, op: Operation, deadline: float) -> None:
+        """Block until the operation is DONE; raise if it failed or the deadline passed.
+
+        Raises:
+            OperationFailed: the operation finished with an error.
+            OperationTimeout: still running at `deadline`.
+        """
+        while not op.done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise OperationTimeout(f"operation {op.name} in {op.zone} still running")
+            try:
+                result = self._call(
+                    "compute.zoneOperations.wait",
+                    partial(
+                        self._operations_client().wait,
+                        project=op.project,
+                        zone=op.zone,
+                        operation=op.name,
+                        retry=None,
+                        timeout=min(WAIT_CALL_S, max(remaining, 1.0)),
+                    ),
+                    deadline,
+                )
+            except ApiUnavailable:
+                if time.monotonic() >= deadline:
+                    raise OperationTimeout(
+                        f"operation {op.name} in {op.zone} still running"
+                    ) from None
+                raise
+            op = self._operation(op.project, op.zone, result)
+        if op.error:
+            raise OperationFailed(op.error[0], op.error[1] or "operation failed")

@@ -1,0 +1,265 @@
+"""The mirror configuration: which VIP belongs to which mirror, and who may hold it.
+
+Parsed once at start-up from `MIRROR_CONFIG` (JSON text) or `MIRROR_CONFIG_FILE` (a JSON or YAML
+file) into frozen objects. Every error names the offending field, e.g.
+`mirrors.IRISMIRROR.members[1].zone: 'us-west1' is not a zone`. Unknown keys are errors too: a
+typo such as `privte_vip` must not silently disable a setting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ZONE_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+PROJECT_RE = re.compile(r"^[a-z][-a-z0-9.:]{4,61}[a-z0-9]$")
+NIC_RE = re.compile(r"^nic[0-9]$")
+
+DEFAULT_OPERATION_TIMEOUT_S = 240.0
+
+
+@dataclass(frozen=True, order=True)
+class InstanceRef:
+    """A VM, named the way the Compute API addresses it."""
+
+    project: str
+    zone: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.zone}/{self.name}"
+
+
+@dataclass(frozen=True)
+class PublicIp:
+    """A reserved static external address that follows the primary."""
+
+    address_name: str
+    region: str
+    access_config_name: str
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    """One IRIS mirror: its VIP and its members."""
+
+    name: str
+    project: str
+    network_interface: str
+    private_vip: ipaddress.IPv4Network
+    subnetwork_range_name: str | None
+    public_ip: PublicIp | None
+    members: tuple[InstanceRef, ...]
+
+    @property
+    def vip(self) -> str:
+        """The alias range as the API writes it, e.g. `10.0.0.250/32`."""
+        return str(self.private_vip)
+
+    def member(self, project: str, zone: str, name: str) -> InstanceRef | None:
+        """The configured member with exactly this identity, if any."""
+        wanted = InstanceRef(project, zone, name)
+        return wanted if wanted in self.members else None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the function serves: any number of mirrors."""
+
+    mirrors: Mapping[str, MirrorConfig]
+    operation_timeout_s: float = DEFAULT_OPERATION_TIMEOUT_S
+
+
+def _require(obj: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in obj or obj[key] is None:
+        raise ConfigError(f"{where}.{key}: required")
+    return obj[key]
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _string(value: Any, where: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+    if pattern and not pattern.match(value):
+        raise ConfigError(f"{where}: {value!r} is not {what}")
+    return value
+
+
+def _no_unknown_keys(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+
+
+def _vip(value: Any, where: str) -> ipaddress.IPv4Network:
+    text = _string(value, where)
+    try:
+        network = ipaddress.ip_network(text, strict=True)
+    except ValueError as err:
+        raise ConfigError(
+            f"{where}: {text!r} is not an IPv4 address or CIDR range ({err})"
+        ) from None
+    if not isinstance(network, ipaddress.IPv4Network):
+        raise ConfigError(f"{where}: {text!r} is not IPv4; alias IP ranges are IPv4")
+    if not network.is_private:
+        raise ConfigError(f"{where}: {text!r} is not a private address")
+    return network
+
+
+def _public_ip(value: Any, where: str, default_region: str) -> PublicIp:
+    obj = _mapping(value, where)
+    _no_unknown_keys(obj, {"address_name", "region", "access_config_name"}, where)
+    address_name = _string(
+        _require(obj, "address_name", where),
+        f"{where}.address_name",
+        NAME_RE,
+        "a valid address name",
+    )
+    region = obj.get("region") or default_region
+    _string(region, f"{where}.region", REGION_RE, "a region such as us-west1")
+    access_config_name = obj.get("access_config_name") or address_name
+    _string(access_config_name, f"{where}.access_config_name")
+    return PublicIp(address_name, region, access_config_name)
+
+
+def _members(value: Any, where: str, project: str) -> tuple[InstanceRef, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: expected a non-empty list of members")
+    members: list[InstanceRef] = []
+    for index, raw in enumerate(value):
+        here = f"{where}[{index}]"
+        obj = _mapping(raw, here)
+        _no_unknown_keys(obj, {"instance", "zone"}, here)
+        name = _string(
+            _require(obj, "instance", here), f"{here}.instance", NAME_RE, "a valid instance name"
+        )
+        zone = _string(_require(obj, "zone", here), f"{here}.zone", ZONE_RE, "a zone")
+        member = InstanceRef(project, zone, name)
+        if member in members:
+            raise ConfigError(f"{here}: {name} in {zone} is listed twice")
+        members.append(member)
+    return tuple(members)
+
+
+MIRROR_KEYS = {
+    "project",
+    "network_interface",
+    "private_vip",
+    "subnetwork_range_name",
+    "public_ip",
+    "members",
+}
+
+
+def _mirror(name: str, value: Any, default_project: Callable[[], str | None]) -> MirrorConfig:
+    where = f"mirrors.{name}"
+    obj = _mapping(value, where)
+    _no_unknown_keys(obj, MIRROR_KEYS, where)
+    project = obj.get("project") or default_project()
+    if not project:
+        raise ConfigError(f"{where}.project: required (the function's own project is unknown)")
+    _string(project, f"{where}.project", PROJECT_RE, "a project id")
+    nic = obj.get("network_interface") or "nic0"
+    _string(nic, f"{where}.network_interface", NIC_RE, "a NIC name such as nic0")
+    vip = _vip(_require(obj, "private_vip", where), f"{where}.private_vip")
+    range_name = obj.get("subnetwork_range_name")
+    if range_name is not None:
+        _string(range_name, f"{where}.subnetwork_range_name")
+    members = _members(_require(obj, "members", where), f"{where}.members", project)
+    public_ip = None
+    if obj.get("public_ip") is not None:
+        region = members[0].zone.rsplit("-", 1)[0]
+        public_ip = _public_ip(obj["public_ip"], f"{where}.public_ip", region)
+    return MirrorConfig(name, project, nic, vip, range_name, public_ip, members)
+
+
+def parse_config(raw: Any, default_project: Callable[[], str | None] = lambda: None) -> Config:
+    """Validate a decoded configuration document.
+
+    Args:
+        raw: The decoded JSON/YAML document.
+        default_project: Called only when a mirror omits `project`; returns the function's own
+            project, or None when it cannot be found.
+
+    Raises:
+        ConfigError: naming the first invalid field.
+    """
+    root = _mapping(raw, "config")
+    _no_unknown_keys(root, {"mirrors", "operation_timeout_seconds"}, "config")
+    mirrors_raw = _mapping(_require(root, "mirrors", "config"), "mirrors")
+    if not mirrors_raw:
+        raise ConfigError("mirrors: at least one mirror is required")
+    mirrors = {}
+    for name, value in mirrors_raw.items():
+        _string(name, "mirrors (key)")
+        mirrors[name] = _mirror(name, value, default_project)
+    _check_vips_disjoint(mirrors)
+    timeout = root.get("operation_timeout_seconds", DEFAULT_OPERATION_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 1 <= timeout <= 540:
+        raise ConfigError(f"operation_timeout_seconds: expected 1..540, got {timeout!r}")
+    return Config(mirrors=mirrors, operation_timeout_s=float(timeout))
+
+
+def _check_vips_disjoint(mirrors: Mapping[str, MirrorConfig]) -> None:
+    """Two mirrors sharing a VIP would take it from each other at every failover."""
+    seen: dict[str, str] = {}
+    for mirror in mirrors.values():
+        for other_vip, other_name in seen.items():
+            if mirror.private_vip.overlaps(ipaddress.ip_network(other_vip)):
+                raise ConfigError(
+                    f"mirrors.{mirror.name}.private_vip: overlaps the VIP of mirror {other_name}"
+                )
+        seen[mirror.vip] = mirror.name
+
+
+def decode_document(text: str, source: str) -> Any:
+    """JSON, or YAML when the text is not JSON (YAML is imported only then)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as json_err:
+        if source.endswith(".json"):
+            raise ConfigError(f"{source}: not valid JSON ({json_err})") from None
+    import yaml  # noqa: PLC0415 - only YAML files pay for the import
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as yaml_err:
+        raise ConfigError(f"{source}: neither valid JSON nor YAML ({yaml_err})") from None
+
+
+def load_config(
+    environ: Mapping[str, str] = os.environ,
+    default_project: Callable[[], str | None] = lambda: None,
+) -> Config:
+    """Read the configuration named by the environment.
+
+    Raises:
+        ConfigError: when neither variable is set, the file cannot be read, or a field is invalid.
+    """
+    text = environ.get("MIRROR_CONFIG")
+    source = "MIRROR_CONFIG"
+    if not text:
+        path = environ.get("MIRROR_CONFIG_FILE")
+        if not path:
+            raise ConfigError("MIRROR_CONFIG or MIRROR_CONFIG_FILE must be set")
+        source = path
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"MIRROR_CONFIG_FILE: cannot read {path}: {err}") from None
+    return parse_config(decode_document(text, source), default_project)

@@ -1,0 +1,91 @@
+"""Handle one Pub/Sub message: decode, authorise against the config, move, and say what happened.
+
+`handle` never raises for a permanent problem: it returns an `Outcome` with `retry=False`, and
+the entry point acknowledges. For a retryable one it returns `retry=True` and the entry point
+raises, so that Pub/Sub redelivers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .compute import ComputeGateway
+from .config import Config
+from .errors import EventRejected, MirrorVipError, PermanentError, RetryableError
+from .event import format_rfc3339, parse_event, unwrap_message
+from .mover import Mover, MoveReport
+from .outcome import Outcome
+
+
+@dataclass(frozen=True)
+class App:
+    """What stays alive between events in one function instance."""
+
+    config: Config
+    gateway: ComputeGateway
+
+    @property
+    def mover(self) -> Mover:
+        return Mover(self.gateway, self.config.operation_timeout_s)
+
+
+def handle(app: App, event_id: str, data: Any) -> Outcome:
+    """Process one `messagePublished` CloudEvent's data.
+
+    Args:
+        app: Config and Compute access.
+        event_id: The CloudEvent id (Pub/Sub message id; shared by redeliveries).
+        data: The CloudEvent's data: `{"message": {...}, "subscription": ...}`.
+    """
+    started = time.monotonic()
+    calls_before = app.gateway.calls()
+    outcome = Outcome(event_id=event_id)
+    report = MoveReport()
+    try:
+        _handle(app, event_id, data, outcome, report)
+    except EventRejected as err:
+        outcome.outcome, outcome.error, outcome.error_reason = "rejected", str(err), err.reason
+    except PermanentError as err:
+        outcome.outcome, outcome.error = "failed", str(err)
+        outcome.error_reason = type(err).__name__
+    except RetryableError as err:
+        outcome.outcome, outcome.error, outcome.retry = "failed", str(err), True
+        outcome.error_reason = type(err).__name__
+    except MirrorVipError as err:  # pragma: no cover - every error is one of the two kinds
+        outcome.outcome, outcome.error, outcome.retry = "failed", str(err), True
+        outcome.error_reason = type(err).__name__
+    outcome.from_instance = outcome.from_instance or report.from_instance
+    outcome.public_ip = report.public_ip
+    outcome.actions = report.actions
+    outcome.steps_ms = report.steps_ms
+    outcome.duration_ms = round((time.monotonic() - started) * 1000)
+    outcome.api_calls = dict(app.gateway.calls() - calls_before)
+    return outcome
+
+
+def _handle(app: App, event_id: str, data: Any, outcome: Outcome, report: MoveReport) -> None:
+    message = unwrap_message(data)
+    outcome.event_id = event_id or message.message_id
+    if message.publish_time:
+        outcome.publish_time = format_rfc3339(message.publish_time)
+    event = parse_event(message.data)
+    outcome.event_type, outcome.mirror, outcome.member = event.type, event.mirror, event.member
+    outcome.occurred_at = format_rfc3339(event.occurred_at)
+    outcome.to_instance = str(event.instance)
+    mirror = app.config.mirrors.get(event.mirror)
+    if mirror is None:
+        raise EventRejected("unknown_mirror", f"mirror {event.mirror!r} is not configured")
+    outcome.vip = mirror.vip
+    if event.instance.project != mirror.project:
+        raise EventRejected(
+            "wrong_project",
+            f"{event.instance} is not in project {mirror.project} of mirror {mirror.name}",
+        )
+    target = mirror.member(event.instance.project, event.instance.zone, event.instance.name)
+    if target is None:
+        raise EventRejected(
+            "not_a_member", f"{event.instance} is not a configured member of mirror {mirror.name}"
+        )
+    outcome.outcome = app.mover.move(mirror, target, outcome.event_id, report)

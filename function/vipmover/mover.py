@@ -1,0 +1,329 @@
+"""Move one mirror's VIP (and static public IP) to its new primary: read, plan, apply, verify.
+
+The private VIP and the public IP move concurrently, each as a short chain of operations:
+
+    private:  remove VIP from every other holder (in parallel) -> add VIP to the new primary
+    public:   release the static IP + drop the new primary's ephemeral IP -> attach the static IP
+
+Each NIC write is read-modify-write with the NIC's fingerprint; a 412 re-reads and retries, so
+an alias added by someone else in the meantime is kept. When nothing needs to change, nothing
+is written: a duplicate delivery costs only reads. After the writes, the state is read back and
+checked against the plan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Literal
+
+from .compute import ComputeGateway, request_id
+from .config import InstanceRef, MirrorConfig
+from .errors import (
+    EventRejected,
+    FingerprintRace,
+    MirrorVipError,
+    NotConverged,
+    OperationFailed,
+    RetryableError,
+)
+from .plan import (
+    MovePlan,
+    NicState,
+    PublicIpPlan,
+    Unreadable,
+    aliases_with,
+    aliases_without,
+    holds_vip,
+    plan_move,
+)
+
+MAX_FINGERPRINT_ATTEMPTS = 5
+
+
+@dataclass
+class MoveReport:
+    """What the move did, for the outcome log line. Filled in as the move goes."""
+
+    from_instance: str | None = None
+    public_ip: str | None = None
+    actions: list[str] = field(default_factory=list)
+    steps_ms: dict[str, int] = field(default_factory=dict)
+
+    def step(self, name: str, started: float) -> None:
+        self.steps_ms[name] = round((time.monotonic() - started) * 1000)
+
+
+class Mover:
+    """Applies plans through a `ComputeGateway`.
+
+    Args:
+        gateway: The Compute boundary.
+        operation_timeout_s: Deadline for one whole move (reads, writes, waits, verification).
+    """
+
+    def __init__(self, gateway: ComputeGateway, operation_timeout_s: float) -> None:
+        self.gateway = gateway
+        self.operation_timeout_s = operation_timeout_s
+
+    def move(
+        self, mirror: MirrorConfig, target: InstanceRef, event_key: str, report: MoveReport
+    ) -> Literal["moved", "already_in_place"]:
+        """Make `target` the only holder of the mirror's VIP (and public IP).
+
+        Args:
+            mirror: The mirror's configuration.
+            target: The new primary, already checked to be a member.
+            event_key: Identifies the event (the Pub/Sub message id); with the NIC fingerprint it
+                makes each mutation's `requestId`, so a redelivery does not apply a change twice.
+            report: Receives the actions and step timings.
+
+        Returns:
+            `moved`, or `already_in_place` when nothing had to change.
+
+        Raises:
+            EventRejected: the new primary is not running.
+            RetryableError: a call, an operation or the final check failed.
+            RequestRefused: the API refused a request as invalid.
+        """
+        deadline = time.monotonic() + self.operation_timeout_s
+        started = time.monotonic()
+        nics, address = self._read(mirror, deadline)
+        report.step("read", started)
+        report.public_ip = address
+        target_nic = nics[target]
+        if isinstance(target_nic, Unreadable):
+            raise _unreadable_error(target_nic)
+        if target_nic.status != "RUNNING":
+            raise EventRejected(
+                "target_not_running",
+                f"{target} is {target_nic.status}; a VM that is not running cannot be primary",
+            )
+        plan = plan_move(mirror, target, nics, address)
+        report.from_instance = str(plan.previous_holder) if plan.previous_holder else None
+        if not plan.changes:
+            return "already_in_place"
+
+        started = time.monotonic()
+        _run_concurrently(
+            {
+                "private_ms": lambda: self._move_private(
+                    mirror, plan, nics, event_key, report, deadline
+                ),
+                "public_ms": lambda: self._move_public(
+                    mirror, plan, target_nic, event_key, report, deadline
+                ),
+            },
+            report,
+        )
+        report.step("apply", started)
+        started = time.monotonic()
+        self._verify(mirror, plan, nics, deadline)
+        report.step("verify", started)
+        return "moved"
+
+    # -- read ---------------------------------------------------------------------------------
+
+    def _read(
+        self, mirror: MirrorConfig, deadline: float
+    ) -> tuple[dict[InstanceRef, NicState | Unreadable], str | None]:
+        """Every member's NIC and the static address, all at once."""
+
+        def read_one(ref: InstanceRef) -> NicState | Unreadable:
+            try:
+                return self.gateway.read_nic(ref, mirror.network_interface, deadline)
+            except MirrorVipError as err:
+                return Unreadable(ref, str(err))
+
+        public = mirror.public_ip
+        with ThreadPoolExecutor(max_workers=len(mirror.members) + 1) as pool:
+            address: Future[str] | None = None
+            if public:
+                address = pool.submit(
+                    self.gateway.address_ip,
+                    mirror.project,
+                    public.region,
+                    public.address_name,
+                    deadline,
+                )
+            reads = {ref: pool.submit(read_one, ref) for ref in mirror.members}
+            nics = {ref: future.result() for ref, future in reads.items()}
+            return nics, address.result() if address else None
+
+    # -- private VIP --------------------------------------------------------------------------
+
+    def _move_private(
+        self,
+        mirror: MirrorConfig,
+        plan: MovePlan,
+        nics: Mapping[InstanceRef, NicState | Unreadable],
+        event_key: str,
+        report: MoveReport,
+        deadline: float,
+    ) -> None:
+        removals = {
+            f"remove:{ref.name}": partial(
+                self._set_vip, mirror, _nic(nics, ref), False, event_key, deadline
+            )
+            for ref in plan.remove_from
+        }
+        if removals:
+            _run_concurrently(removals, None)
+            report.actions.extend(f"remove_alias:{ref.name}" for ref in plan.remove_from)
+        if plan.add_to_target:
+            try:
+                self._set_vip(mirror, _nic(nics, plan.target), True, event_key, deadline)
+            except OperationFailed as err:
+                if plan.unreadable and err.code == "IP_IN_USE_BY_ANOTHER_RESOURCE":
+                    names = ", ".join(str(u.instance) for u in plan.unreadable)
+                    raise OperationFailed(
+                        err.code, f"{err}; unreadable member(s) {names} may still hold the VIP"
+                    ) from err
+                raise
+            report.actions.append(f"add_alias:{plan.target.name}")
+
+    def _set_vip(
+        self, mirror: MirrorConfig, nic: NicState, present: bool, event_key: str, deadline: float
+    ) -> None:
+        """Add or remove the VIP on one NIC, keeping every other alias; retry 412 with a re-read."""
+        for _ in range(MAX_FINGERPRINT_ATTEMPTS):
+            if present:
+                aliases = aliases_with(nic, mirror.vip, mirror.subnetwork_range_name)
+            else:
+                aliases = aliases_without(nic, mirror.vip)
+            if aliases == nic.alias_ranges:
+                return
+            step = "add_alias" if present else "remove_alias"
+            rid = request_id(event_key, str(nic.instance), step, nic.fingerprint)
+            try:
+                op = self.gateway.set_aliases(nic, mirror.network_interface, aliases, rid, deadline)
+            except FingerprintRace:
+                nic = self.gateway.read_nic(nic.instance, mirror.network_interface, deadline)
+                continue
+            self.gateway.wait(op, deadline)
+            return
+        raise FingerprintRace(f"{nic.instance}: NIC changed on {MAX_FINGERPRINT_ATTEMPTS} tries")
+
+    # -- public IP ----------------------------------------------------------------------------
+
+    def _move_public(
+        self,
+        mirror: MirrorConfig,
+        plan: MovePlan,
+        target_nic: NicState,
+        event_key: str,
+        report: MoveReport,
+        deadline: float,
+    ) -> None:
+        public, config = plan.public, mirror.public_ip
+        if public is None or config is None or not public.changes:
+            return
+        nic_name = mirror.network_interface
+        gateway = self.gateway
+
+        def delete(ref: InstanceRef, name: str) -> None:
+            rid = request_id(event_key, str(ref), "deleteAccessConfig", name)
+            gateway.wait(gateway.delete_access_config(ref, nic_name, name, rid, deadline), deadline)
+
+        frees: dict[str, Callable[[], None]] = {
+            f"release:{ref.name}": partial(delete, ref, name) for ref, name in public.release
+        }
+        if public.clear_target:
+            frees[f"clear:{plan.target.name}"] = partial(delete, plan.target, public.clear_target)
+        _run_concurrently(frees, None)
+        report.actions.extend(_public_free_actions(public, plan.target))
+        if public.attach:
+            rid = request_id(event_key, str(plan.target), "addAccessConfig", target_nic.fingerprint)
+            op = gateway.add_access_config(
+                plan.target, nic_name, config.access_config_name, public.address, rid, deadline
+            )
+            gateway.wait(op, deadline)
+            report.actions.append(f"attach_public_ip:{plan.target.name}")
+
+    # -- verify -------------------------------------------------------------------------------
+
+    def _verify(
+        self,
+        mirror: MirrorConfig,
+        plan: MovePlan,
+        before: Mapping[InstanceRef, NicState | Unreadable],
+        deadline: float,
+    ) -> None:
+        """Read the members back: the target alone holds the VIP and public IP, no alias lost."""
+        readable = [ref for ref, nic in before.items() if isinstance(nic, NicState)]
+        with ThreadPoolExecutor(max_workers=len(readable)) as pool:
+            after = dict(
+                zip(
+                    readable,
+                    pool.map(
+                        lambda ref: self.gateway.read_nic(ref, mirror.network_interface, deadline),
+                        readable,
+                    ),
+                    strict=True,
+                )
+            )
+        problems = []
+        for ref, nic in after.items():
+            should_hold = ref == plan.target
+            if holds_vip(nic, mirror.vip) != should_hold:
+                problems.append(f"{ref} {'lacks' if should_hold else 'still holds'} the VIP")
+            was = before[ref]
+            assert isinstance(was, NicState)
+            lost = set(aliases_without(was, mirror.vip)) - set(aliases_without(nic, mirror.vip))
+            if lost:
+                problems.append(f"{ref} lost alias(es) {sorted(a.ip_cidr_range for a in lost)}")
+            if plan.public is not None:
+                has_ip = any(c.nat_ip == plan.public.address for c in nic.access_configs)
+                if has_ip != should_hold:
+                    problems.append(
+                        f"{ref} {'lacks' if should_hold else 'still has'} {plan.public.address}"
+                    )
+        if problems:
+            raise NotConverged("; ".join(problems))
+
+
+def _public_free_actions(public: PublicIpPlan, target: InstanceRef) -> list[str]:
+    actions = [f"release_public_ip:{ref.name}" for ref, _ in public.release]
+    if public.clear_target:
+        actions.append(f"drop_ephemeral_ip:{target.name}")
+    return actions
+
+
+def _nic(nics: Mapping[InstanceRef, NicState | Unreadable], ref: InstanceRef) -> NicState:
+    nic = nics[ref]
+    if isinstance(nic, Unreadable):
+        raise _unreadable_error(nic)
+    return nic
+
+
+def _unreadable_error(nic: Unreadable) -> RetryableError:
+    return RetryableError(f"cannot read {nic.instance}: {nic.error}")
+
+
+def _run_concurrently(tasks: Mapping[str, Callable[[], None]], report: MoveReport | None) -> None:
+    """Run the tasks in parallel, wait for all of them, then raise the first failure.
+
+    Waiting for every task before raising means no write is left running unobserved. With a
+    report, each task's own duration is recorded under its name.
+    """
+
+    def timed(name: str, task: Callable[[], None]) -> None:
+        started = time.monotonic()
+        try:
+            task()
+        finally:
+            if report:
+                report.step(name, started)
+
+    if len(tasks) <= 1:
+        for name, task in tasks.items():
+            timed(name, task)
+        return
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        futures = [pool.submit(timed, name, task) for name, task in tasks.items()]
+        errors = [error for future in futures if (error := future.exception())]
+    if errors:
+        raise errors[0]

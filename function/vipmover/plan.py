@@ -1,0 +1,168 @@
+"""What must change to put a mirror's VIP on its new primary: pure functions on plain data.
+
+The mover reads every member's NIC into a `NicState`, then `plan_move` decides who loses the VIP,
+whether the new primary must gain it, and how the static public IP moves. Nothing here talks to
+an API, so every decision is unit-tested directly. The alias-list helpers are also used at write
+time, on the freshest read, so that a retry after a 412 never drops an alias that appeared since.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .config import InstanceRef, MirrorConfig
+
+
+@dataclass(frozen=True)
+class AliasRange:
+    """One alias IP range of a NIC, as the API names it."""
+
+    ip_cidr_range: str
+    subnetwork_range_name: str | None = None
+
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.ip_cidr_range, strict=False)
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    """One access config (external IP) of a NIC."""
+
+    name: str
+    nat_ip: str | None
+
+
+@dataclass(frozen=True)
+class NicState:
+    """One member's network interface as read from the API."""
+
+    instance: InstanceRef
+    fingerprint: str
+    alias_ranges: tuple[AliasRange, ...]
+    access_configs: tuple[AccessConfig, ...]
+    status: str = "RUNNING"
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A member whose NIC could not be read (its zone may be down)."""
+
+    instance: InstanceRef
+    error: str
+
+
+@dataclass(frozen=True)
+class PublicIpPlan:
+    """How the static external IP gets to the new primary.
+
+    `release` and `clear_target` are independent and run concurrently; `attach` runs after both.
+    """
+
+    address: str
+    release: tuple[tuple[InstanceRef, str], ...] = ()
+    """(holder, access config name) pairs that hold the static IP and must let it go."""
+    clear_target: str | None = None
+    """Name of an access config on the new primary (an ephemeral IP) that must make room."""
+    attach: bool = False
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.release or self.clear_target or self.attach)
+
+
+@dataclass(frozen=True)
+class MovePlan:
+    """Everything that must change; an empty plan means the state is already right."""
+
+    target: InstanceRef
+    holders: tuple[InstanceRef, ...]
+    """Members that held the VIP when read (the target included, if it did)."""
+    remove_from: tuple[InstanceRef, ...]
+    add_to_target: bool
+    public: PublicIpPlan | None = None
+    unreadable: tuple[Unreadable, ...] = field(default=())
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.remove_from or self.add_to_target or (self.public and self.public.changes))
+
+    @property
+    def previous_holder(self) -> InstanceRef | None:
+        """The member the VIP moves away from (the first, if several held it)."""
+        return self.remove_from[0] if self.remove_from else None
+
+
+def holds_vip(nic: NicState, vip: str) -> bool:
+    """True when one of the NIC's alias ranges is exactly the VIP (`10.0.0.250` == `/32`)."""
+    wanted = ipaddress.ip_network(vip, strict=False)
+    return any(alias.network() == wanted for alias in nic.alias_ranges)
+
+
+def aliases_without(nic: NicState, vip: str) -> tuple[AliasRange, ...]:
+    """The NIC's alias list minus the VIP; every other range is kept."""
+    wanted = ipaddress.ip_network(vip, strict=False)
+    return tuple(alias for alias in nic.alias_ranges if alias.network() != wanted)
+
+
+def aliases_with(nic: NicState, vip: str, range_name: str | None) -> tuple[AliasRange, ...]:
+    """The NIC's alias list plus the VIP (unchanged if it is already there)."""
+    if holds_vip(nic, vip):
+        return nic.alias_ranges
+    return (*nic.alias_ranges, AliasRange(vip, range_name))
+
+
+def plan_move(
+    mirror: MirrorConfig,
+    target: InstanceRef,
+    nics: Mapping[InstanceRef, NicState | Unreadable],
+    public_address: str | None = None,
+) -> MovePlan:
+    """Decide what must change so that `target`, and only `target`, holds the mirror's VIP.
+
+    Args:
+        mirror: The mirror's configuration.
+        target: The member that became primary; must be one of `mirror.members`.
+        nics: What was read for each member; unreadable members are left alone and reported.
+        public_address: The static external IP's address, when the mirror has one.
+    """
+    readable = {ref: nic for ref, nic in nics.items() if isinstance(nic, NicState)}
+    unreadable = tuple(nic for nic in nics.values() if isinstance(nic, Unreadable))
+    holders = tuple(sorted(ref for ref, nic in readable.items() if holds_vip(nic, mirror.vip)))
+    target_nic = readable.get(target)
+    public = None
+    if public_address is not None:
+        public = _plan_public_ip(target, target_nic, readable, public_address)
+    return MovePlan(
+        target=target,
+        holders=holders,
+        remove_from=tuple(ref for ref in holders if ref != target),
+        add_to_target=target_nic is None or not holds_vip(target_nic, mirror.vip),
+        public=public,
+        unreadable=unreadable,
+    )
+
+
+def _plan_public_ip(
+    target: InstanceRef,
+    target_nic: NicState | None,
+    readable: Mapping[InstanceRef, NicState],
+    address: str,
+) -> PublicIpPlan:
+    release = tuple(
+        (ref, config.name)
+        for ref, nic in sorted(readable.items())
+        if ref != target
+        for config in nic.access_configs
+        if config.nat_ip == address
+    )
+    target_has_it = target_nic is not None and any(
+        config.nat_ip == address for config in target_nic.access_configs
+    )
+    clear_target = None
+    if target_nic is not None and not target_has_it and target_nic.access_configs:
+        clear_target = target_nic.access_configs[0].name
+    return PublicIpPlan(
+        address=address, release=release, clear_target=clear_target, attach=not target_has_it
+    )
