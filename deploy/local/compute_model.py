@@ -1,0 +1,899 @@
+"""The pure state of the Compute Engine emulator: resources, invariants and planned mutations.
+
+No sockets, threads or clocks here: `compute_emulator` owns those and calls this model under its
+lock. A mutation is split in two, like the real API: `plan_*` validates the request synchronously
+(raising `ApiError`, which becomes an HTTP error) and returns a `Plan`; `Plan.apply()` runs when the
+operation finishes and re-checks the invariants against the state *at that moment* (raising
+`OperationFailure`, which becomes the operation's `error`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import ipaddress
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+JsonDict = dict[str, Any]
+API_ROOT = "https://www.googleapis.com/compute/v1"
+EPHEMERAL_POOL = ipaddress.ip_network("192.0.2.0/24")
+"""Documentation range (RFC 5737): ephemeral external IPs are strings that nobody ever contacts."""
+
+AliasConflictMode = Literal["operation", "http"]
+
+NETWORK_INTERFACE_FIELDS = frozenset(
+    {
+        "accessConfigs",
+        "aliasIpRanges",
+        "aliasIpv6Ranges",
+        "enableVpcScopedDns",
+        "fingerprint",
+        "igmpQuery",
+        "internalIpv6PrefixLength",
+        "ipv6AccessConfigs",
+        "ipv6AccessType",
+        "ipv6Address",
+        "kind",
+        "name",
+        "network",
+        "networkAttachment",
+        "networkIP",
+        "nicType",
+        "parentNicName",
+        "queueCount",
+        "serviceClassId",
+        "stackType",
+        "subnetwork",
+        "vlan",
+    }
+)
+ALIAS_RANGE_FIELDS = frozenset({"ipCidrRange", "subnetworkRangeName"})
+ACCESS_CONFIG_FIELDS = frozenset(
+    {
+        "externalIpv6",
+        "externalIpv6PrefixLength",
+        "ipCollection",
+        "kind",
+        "name",
+        "natIP",
+        "networkTier",
+        "publicPtrDomainName",
+        "securityPolicy",
+        "setPublicPtr",
+        "type",
+    }
+)
+SET_LABELS_FIELDS = frozenset({"labels", "labelFingerprint"})
+UPDATABLE_NIC_FIELDS = frozenset({"aliasIpRanges", "network", "subnetwork"})
+"""What updateNetworkInterface may change; other fields must be absent or equal to current."""
+
+LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+
+
+class ApiError(Exception):
+    """A synchronous HTTP error with the standard Google error body."""
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        location: str | None = None,
+        location_type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.location = location
+        self.location_type = location_type
+
+    def body(self) -> JsonDict:
+        """`{"error": {"code", "message", "errors": [...]}}` as Google APIs answer."""
+        item: JsonDict = {"message": self.message, "domain": "global", "reason": self.reason}
+        if self.location:
+            item["location"] = self.location
+            item["locationType"] = self.location_type or "parameter"
+        return {"error": {"code": self.code, "message": self.message, "errors": [item]}}
+
+
+class OperationFailure(Exception):
+    """An error found when an operation applies; it ends up in the operation's `error`."""
+
+    def __init__(self, code: str, message: str, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+HTTP_STATUS_TEXT = {
+    400: "BAD REQUEST",
+    403: "FORBIDDEN",
+    404: "NOT FOUND",
+    409: "CONFLICT",
+    412: "PRECONDITION FAILED",
+    429: "TOO MANY REQUESTS",
+    500: "INTERNAL SERVER ERROR",
+    503: "SERVICE UNAVAILABLE",
+}
+
+
+def not_found(path: str) -> ApiError:
+    """404 as GCE words it: `The resource 'projects/P/zones/Z/instances/N' was not found`."""
+    return ApiError(404, "notFound", f"The resource '{path}' was not found")
+
+
+def invalid(field: str, value: Any, why: str) -> ApiError:
+    return ApiError(400, "invalid", f"Invalid value for field '{field}': '{value}'. {why}")
+
+
+def required(field: str) -> ApiError:
+    return ApiError(400, "required", f"Required field '{field}' not specified")
+
+
+def ip_in_use(cidr: str) -> str:
+    return f"IP '{cidr}' is already being used by another resource."
+
+
+def decode_fingerprint(value: str) -> bytes | None:
+    """Decode standard or URL-safe base64, padded or not; None when it is not base64 at all."""
+    text = value.strip().replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def fingerprints_equal(sent: str, current: str) -> bool:
+    """Compare as decoded bytes: gcloud re-encodes fingerprints URL-safe, the Python client not."""
+    sent_bytes = decode_fingerprint(sent)
+    return sent_bytes is not None and sent_bytes == decode_fingerprint(current)
+
+
+def new_fingerprint() -> str:
+    """A fresh fingerprint: 8 random bytes in standard base64, like the API's."""
+    return base64.b64encode(secrets.token_bytes(8)).decode()
+
+
+def resource_path(url: str) -> str:
+    """`https://.../compute/v1/projects/p/zones/z` -> `projects/p/zones/z`; partial URLs too."""
+    index = url.find("projects/")
+    return url[index:] if index >= 0 else url
+
+
+def last_segment(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _segment_after(url: str, marker: str) -> str:
+    parts = resource_path(url).split("/")
+    try:
+        return parts[parts.index(marker) + 1]
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"no '{marker}' in {url!r}") from exc
+
+
+def _normalise_cidr(field: str, value: Any) -> str:
+    """`10.0.0.250` -> `10.0.0.250/32`; host bits set or garbage -> 400 like the API."""
+    if not isinstance(value, str) or not value:
+        raise invalid(field, value, "The IP CIDR range is invalid.")
+    text = value if "/" in value else f"{value}/32"
+    try:
+        return str(ipaddress.IPv4Network(text, strict=True))
+    except ValueError as exc:
+        raise invalid(field, value, "The IP CIDR range is invalid.") from exc
+
+
+def _strip_kind(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_kind(v) for k, v in value.items() if k != "kind"}
+    if isinstance(value, list):
+        return [_strip_kind(v) for v in value]
+    return value
+
+
+InstanceKey = tuple[str, str, str]
+"""(project, zone, name)."""
+RegionalKey = tuple[str, str, str]
+"""(project, region, name)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated mutation, applied when its operation finishes."""
+
+    operation_type: str
+    target: InstanceKey
+    target_link: str
+    target_id: str
+    apply: Callable[[], None]
+
+
+class ComputeModel:
+    """Instances, subnetworks and addresses in API JSON form, with the invariants GCE enforces."""
+
+    def __init__(self) -> None:
+        self.instances: dict[InstanceKey, JsonDict] = {}
+        self.subnetworks: dict[RegionalKey, JsonDict] = {}
+        self.addresses: dict[RegionalKey, JsonDict] = {}
+
+    # ---- loading and reading -------------------------------------------------------------------
+
+    def load(self, state: JsonDict) -> None:
+        """Replace every resource; keys come from each resource's selfLink and zone/region URL."""
+        instances: dict[InstanceKey, JsonDict] = {}
+        subnetworks: dict[RegionalKey, JsonDict] = {}
+        addresses: dict[RegionalKey, JsonDict] = {}
+        for resource in state.get("instances", []):
+            key = (
+                _segment_after(resource["selfLink"], "projects"),
+                last_segment(resource["zone"]),
+                resource["name"],
+            )
+            instances[key] = copy.deepcopy(resource)
+        for kind, target in (("subnetworks", subnetworks), ("addresses", addresses)):
+            for resource in state.get(kind, []):
+                key = (
+                    _segment_after(resource["selfLink"], "projects"),
+                    last_segment(resource["region"]),
+                    resource["name"],
+                )
+                target[key] = copy.deepcopy(resource)
+        self.instances, self.subnetworks, self.addresses = instances, subnetworks, addresses
+
+    def dump(self) -> JsonDict:
+        """The whole state, in the same form `load` takes."""
+        return copy.deepcopy(
+            {
+                "instances": list(self.instances.values()),
+                "subnetworks": list(self.subnetworks.values()),
+                "addresses": list(self.addresses.values()),
+            }
+        )
+
+    def get_instance(self, project: str, zone: str, name: str) -> JsonDict:
+        try:
+            return self.instances[(project, zone, name)]
+        except KeyError:
+            raise not_found(f"projects/{project}/zones/{zone}/instances/{name}") from None
+
+    def get_subnetwork(self, project: str, region: str, name: str) -> JsonDict:
+        try:
+            return self.subnetworks[(project, region, name)]
+        except KeyError:
+            raise not_found(f"projects/{project}/regions/{region}/subnetworks/{name}") from None
+
+    def get_address(self, project: str, region: str, name: str) -> JsonDict:
+        try:
+            return self.addresses[(project, region, name)]
+        except KeyError:
+            raise not_found(f"projects/{project}/regions/{region}/addresses/{name}") from None
+
+    def zones(self, project: str) -> list[str]:
+        """Zones that hold at least one instance of the project, sorted."""
+        return sorted({zone for p, zone, _ in self.instances if p == project})
+
+    def subnetwork_of(self, nic: JsonDict) -> JsonDict:
+        url = nic.get("subnetwork", "")
+        try:
+            key = (
+                _segment_after(url, "projects"),
+                _segment_after(url, "regions"),
+                _segment_after(url, "subnetworks"),
+            )
+        except ValueError:
+            raise OperationFailure(
+                "RESOURCE_NOT_FOUND", f"The resource '{url}' was not found", 404
+            ) from None
+        try:
+            return self.subnetworks[key]
+        except KeyError:
+            path = f"projects/{key[0]}/regions/{key[1]}/subnetworks/{key[2]}"
+            raise OperationFailure(
+                "RESOURCE_NOT_FOUND", f"The resource '{path}' was not found", 404
+            ) from None
+
+    @staticmethod
+    def find_nic(instance: JsonDict, nic_name: str | None) -> JsonDict:
+        if not nic_name:
+            raise ApiError(
+                400,
+                "required",
+                "Required parameter 'networkInterface' not specified",
+                location="networkInterface",
+            )
+        for nic in instance.get("networkInterfaces", []):
+            if nic.get("name") == nic_name:
+                return nic  # type: ignore[no-any-return]
+        raise invalid(
+            "networkInterface", nic_name, "The network interface does not exist on the instance."
+        )
+
+    # ---- invariants ----------------------------------------------------------------------------
+
+    def _holders_in_network(self, network: str, exclude: InstanceKey) -> Iterator[str]:
+        """Every IP range held by another instance's NIC in the same network."""
+        wanted = resource_path(network)
+        for key, other in self.instances.items():
+            if key == exclude:
+                continue
+            for nic in other.get("networkInterfaces", []):
+                if resource_path(nic.get("network", "")) != wanted:
+                    continue
+                if nic.get("networkIP"):
+                    yield f"{nic['networkIP']}/32"
+                for alias in nic.get("aliasIpRanges", []):
+                    yield alias["ipCidrRange"]
+
+    def alias_conflict(
+        self, key: InstanceKey, network: str, aliases: Iterable[JsonDict]
+    ) -> str | None:
+        """The first requested alias range that another instance in the network holds, if any."""
+        held = [
+            ipaddress.ip_network(r, strict=False) for r in self._holders_in_network(network, key)
+        ]
+        for alias in aliases:
+            wanted = ipaddress.ip_network(alias["ipCidrRange"])
+            if any(wanted.overlaps(other) for other in held):
+                return str(alias["ipCidrRange"])
+        return None
+
+    def check_aliases(self, key: InstanceKey, nic: JsonDict, aliases: list[JsonDict]) -> None:
+        """Raise `OperationFailure` when the ranges cannot live on this NIC right now."""
+        if not aliases:
+            return
+        subnet = self.subnetwork_of(nic)
+        primary = ipaddress.IPv4Network(subnet["ipCidrRange"])
+        secondary = {
+            r["rangeName"]: ipaddress.IPv4Network(r["ipCidrRange"])
+            for r in subnet.get("secondaryIpRanges", [])
+        }
+        addresses = list(primary)
+        reserved = [addresses[0], addresses[1], addresses[-2], addresses[-1]]
+        own_ip = ipaddress.IPv4Address(nic["networkIP"]) if nic.get("networkIP") else None
+        for index, alias in enumerate(aliases):
+            cidr = alias["ipCidrRange"]
+            wanted = ipaddress.IPv4Network(cidr)
+            field = f"resource.aliasIpRanges[{index}]"
+            range_name = alias.get("subnetworkRangeName")
+            if range_name:
+                if range_name not in secondary:
+                    raise OperationFailure(
+                        "INVALID_FIELD_VALUE",
+                        f"Invalid value for field '{field}.subnetworkRangeName': '{range_name}'. "
+                        f"Secondary IP range '{range_name}' does not exist in subnetwork "
+                        f"'{resource_path(subnet['selfLink'])}'.",
+                    )
+                if not wanted.subnet_of(secondary[range_name]):
+                    raise OperationFailure(
+                        "INVALID_FIELD_VALUE",
+                        f"Invalid value for field '{field}.ipCidrRange': '{cidr}'. The alias IP "
+                        f"range must be within the secondary IP range '{range_name}' "
+                        f"({secondary[range_name]}) of the subnetwork.",
+                    )
+            else:
+                if not wanted.subnet_of(primary):
+                    raise OperationFailure(
+                        "INVALID_FIELD_VALUE",
+                        f"Invalid value for field '{field}.ipCidrRange': '{cidr}'. The alias IP "
+                        f"range must be within the primary IP range ({primary}) of the "
+                        "subnetwork.",
+                    )
+                if any(ip in wanted for ip in reserved):
+                    raise OperationFailure(
+                        "INVALID_FIELD_VALUE",
+                        f"Invalid value for field '{field}.ipCidrRange': '{cidr}'. The IP range "
+                        "overlaps addresses reserved in the subnetwork's primary range.",
+                    )
+            if own_ip is not None and own_ip in wanted:
+                raise OperationFailure(
+                    "INVALID_FIELD_VALUE",
+                    f"Invalid value for field '{field}.ipCidrRange': '{cidr}'. The IP range "
+                    "overlaps the primary internal IP address of the network interface.",
+                )
+        conflict = self.alias_conflict(key, nic.get("network", ""), aliases)
+        if conflict is not None:
+            raise OperationFailure("IP_IN_USE_BY_ANOTHER_RESOURCE", ip_in_use(conflict))
+
+    # ---- updateNetworkInterface ----------------------------------------------------------------
+
+    def parse_alias_ranges(self, value: Any) -> list[JsonDict]:
+        """Validate the body's `aliasIpRanges` shape and normalise each CIDR."""
+        if not isinstance(value, list):
+            raise invalid("resource.aliasIpRanges", value, "Expected a list.")
+        parsed: list[JsonDict] = []
+        for index, entry in enumerate(value):
+            field = f"resource.aliasIpRanges[{index}]"
+            if not isinstance(entry, dict):
+                raise invalid(field, entry, "Expected an object.")
+            unknown = set(entry) - ALIAS_RANGE_FIELDS
+            if unknown:
+                raise unknown_field(sorted(unknown)[0], field)
+            cidr = _normalise_cidr(f"{field}.ipCidrRange", entry.get("ipCidrRange"))
+            alias: JsonDict = {"ipCidrRange": cidr}
+            if entry.get("subnetworkRangeName"):
+                alias["subnetworkRangeName"] = entry["subnetworkRangeName"]
+            parsed.append(alias)
+        networks = [ipaddress.IPv4Network(a["ipCidrRange"]) for a in parsed]
+        for i, first in enumerate(networks):
+            for second in networks[i + 1 :]:
+                if first.overlaps(second):
+                    raise invalid(
+                        "resource.aliasIpRanges", str(second), "Alias IP ranges must not overlap."
+                    )
+        return parsed
+
+    def plan_update_network_interface(
+        self, key: InstanceKey, nic_name: str | None, body: Any
+    ) -> tuple[Plan, list[JsonDict] | None]:
+        """Validate a PATCH; returns the plan and the new alias list (None when not patched)."""
+        instance = self.get_instance(*key)
+        nic = self.find_nic(instance, nic_name)
+        if not isinstance(body, dict):
+            raise ApiError(400, "badRequest", "Invalid JSON payload received.")
+        unknown = set(body) - NETWORK_INTERFACE_FIELDS
+        if unknown:
+            raise unknown_field(sorted(unknown)[0], "resource")
+        sent_fingerprint = body.get("fingerprint")
+        if not sent_fingerprint:
+            raise required("resource.fingerprint")
+        if not isinstance(sent_fingerprint, str) or decode_fingerprint(sent_fingerprint) is None:
+            raise invalid("resource.fingerprint", sent_fingerprint, "Invalid fingerprint.")
+        check_fingerprint(sent_fingerprint, nic.get("fingerprint", ""))
+        for field, value in body.items():
+            if field in UPDATABLE_NIC_FIELDS or field in {"fingerprint", "kind"}:
+                continue
+            current = nic.get(field)
+            if field == "name" and value == nic_name:
+                continue
+            if _strip_kind(value) != _strip_kind(current):
+                raise invalid(
+                    f"resource.{field}",
+                    value,
+                    "Only alias IP ranges and the network can be changed by "
+                    "updateNetworkInterface.",
+                )
+        new_aliases = (
+            self.parse_alias_ranges(body["aliasIpRanges"]) if "aliasIpRanges" in body else None
+        )
+        new_links: JsonDict = {}
+        for field in ("network", "subnetwork"):
+            if field in body and resource_path(str(body[field])) != resource_path(
+                nic.get(field, "")
+            ):
+                if instance.get("status") not in {"TERMINATED", "STOPPED"}:
+                    raise invalid(
+                        f"resource.{field}",
+                        body[field],
+                        "The network of a network interface can only be changed while the "
+                        "instance is stopped.",
+                    )
+                new_links[field] = f"{API_ROOT}/{resource_path(str(body[field]))}"
+
+        def apply() -> None:
+            target = self._instance_for_apply(key)
+            target_nic = next(
+                (n for n in target.get("networkInterfaces", []) if n.get("name") == nic_name), None
+            )
+            if target_nic is None:
+                raise OperationFailure(
+                    "RESOURCE_NOT_FOUND", f"Network interface '{nic_name}' was not found.", 404
+                )
+            if not fingerprints_equal(sent_fingerprint, target_nic.get("fingerprint", "")):
+                raise OperationFailure(
+                    "CONDITION_NOT_MET",
+                    "Supplied fingerprint does not match current network interface fingerprint.",
+                    412,
+                )
+            candidate = {**target_nic, **new_links}
+            aliases = new_aliases if new_aliases is not None else candidate.get("aliasIpRanges", [])
+            self.check_aliases(key, candidate, aliases)
+            target_nic.update(new_links)
+            if new_aliases is not None:
+                if new_aliases:
+                    target_nic["aliasIpRanges"] = copy.deepcopy(new_aliases)
+                else:
+                    target_nic.pop("aliasIpRanges", None)
+            target_nic["fingerprint"] = new_fingerprint()
+
+        return self._plan("updateNetworkInterface", key, apply), new_aliases
+
+    # ---- access configs ------------------------------------------------------------------------
+
+    def plan_add_access_config(self, key: InstanceKey, nic_name: str | None, body: Any) -> Plan:
+        instance = self.get_instance(*key)
+        nic = self.find_nic(instance, nic_name)
+        if not isinstance(body, dict):
+            raise ApiError(400, "badRequest", "Invalid JSON payload received.")
+        unknown = set(body) - ACCESS_CONFIG_FIELDS
+        if unknown:
+            raise unknown_field(sorted(unknown)[0], "resource")
+        if body.get("type", "ONE_TO_ONE_NAT") != "ONE_TO_ONE_NAT":
+            raise invalid("resource.type", body["type"], "Unsupported access config type.")
+        if nic.get("accessConfigs"):
+            raise ApiError(400, "invalid", "At most one access config currently supported.")
+        requested_ip = body.get("natIP")
+        if requested_ip is not None:
+            try:
+                ipaddress.IPv4Address(requested_ip)
+            except ValueError:
+                raise invalid("resource.natIP", requested_ip, "Invalid IPv4 address.") from None
+        project, zone, _ = key
+        region = zone.rsplit("-", 1)[0]
+
+        def apply() -> None:
+            target = self._instance_for_apply(key)
+            target_nic = next(
+                n for n in target.get("networkInterfaces", []) if n.get("name") == nic_name
+            )
+            if target_nic.get("accessConfigs"):
+                raise OperationFailure(
+                    "INVALID_USAGE", "At most one access config currently supported."
+                )
+            tier = body.get("networkTier", "PREMIUM")
+            if requested_ip:
+                address = self._static_address(project, region, requested_ip)
+                users = address.get("users", []) if address else []
+                others = [u for u in users if resource_path(u) != resource_path(target["selfLink"])]
+                if others or self._nat_ip_holder(requested_ip, key) is not None:
+                    raise OperationFailure("IP_IN_USE_BY_ANOTHER_RESOURCE", ip_in_use(requested_ip))
+                nat_ip = requested_ip
+                if address and "networkTier" in address and "networkTier" not in body:
+                    tier = address["networkTier"]
+            else:
+                nat_ip = self._free_ephemeral_ip()
+            target_nic["accessConfigs"] = [
+                {
+                    "kind": "compute#accessConfig",
+                    "type": "ONE_TO_ONE_NAT",
+                    "name": body.get("name") or "External NAT",
+                    "natIP": nat_ip,
+                    "networkTier": tier,
+                }
+            ]
+            target_nic["fingerprint"] = new_fingerprint()
+            self.sync_address_users(project, [nat_ip])
+
+        return self._plan("addAccessConfig", key, apply)
+
+    def plan_delete_access_config(
+        self, key: InstanceKey, nic_name: str | None, access_config: str | None
+    ) -> Plan:
+        instance = self.get_instance(*key)
+        self.find_nic(instance, nic_name)
+        if not access_config:
+            raise ApiError(
+                400,
+                "required",
+                "Required parameter 'accessConfig' not specified",
+                location="accessConfig",
+            )
+
+        def apply() -> None:
+            target = self._instance_for_apply(key)
+            target_nic = next(
+                n for n in target.get("networkInterfaces", []) if n.get("name") == nic_name
+            )
+            configs = target_nic.get("accessConfigs", [])
+            kept = [c for c in configs if c.get("name") != access_config]
+            if len(kept) == len(configs):
+                return  # A wrong name succeeds and changes nothing, as seen on GCE (kubeip #59).
+            released = [c["natIP"] for c in configs if c not in kept and c.get("natIP")]
+            if kept:
+                target_nic["accessConfigs"] = kept
+            else:
+                target_nic.pop("accessConfigs", None)
+            target_nic["fingerprint"] = new_fingerprint()
+            self.sync_address_users(key[0], released)
+
+        return self._plan("deleteAccessConfig", key, apply)
+
+    def _static_address(self, project: str, region: str, ip: str) -> JsonDict | None:
+        for (p, r, _), address in self.addresses.items():
+            if p == project and r == region and address.get("address") == ip:
+                return address
+        return None
+
+    def _nat_ip_holder(self, ip: str, exclude: InstanceKey | None = None) -> InstanceKey | None:
+        for key, instance in self.instances.items():
+            if key == exclude:
+                continue
+            for nic in instance.get("networkInterfaces", []):
+                if any(c.get("natIP") == ip for c in nic.get("accessConfigs", [])):
+                    return key
+        return None
+
+    def _free_ephemeral_ip(self) -> str:
+        for host in list(EPHEMERAL_POOL.hosts())[1:]:
+            if self._nat_ip_holder(str(host)) is None:
+                return str(host)
+        raise OperationFailure(
+            "IP_SPACE_EXHAUSTED", "No ephemeral external IP addresses are left."
+        )  # pragma: no cover - 253 instances with external IPs
+
+    def sync_address_users(self, project: str, ips: Iterable[str]) -> None:
+        """Make static addresses' `status`/`users` follow the access configs holding their IP."""
+        for ip in set(ips):
+            for (p, _, _), address in self.addresses.items():
+                if p != project or address.get("address") != ip:
+                    continue
+                users = [
+                    inst["selfLink"]
+                    for (ip_project, _, _), inst in self.instances.items()
+                    if ip_project == project
+                    and any(
+                        c.get("natIP") == ip
+                        for nic in inst.get("networkInterfaces", [])
+                        for c in nic.get("accessConfigs", [])
+                    )
+                ]
+                if users:
+                    address["status"] = "IN_USE"
+                    address["users"] = users
+                else:
+                    address["status"] = "RESERVED"
+                    address.pop("users", None)
+
+    # ---- labels --------------------------------------------------------------------------------
+
+    def plan_set_labels(self, key: InstanceKey, body: Any) -> Plan:
+        instance = self.get_instance(*key)
+        if not isinstance(body, dict):
+            raise ApiError(400, "badRequest", "Invalid JSON payload received.")
+        unknown = set(body) - SET_LABELS_FIELDS
+        if unknown:
+            raise unknown_field(sorted(unknown)[0], "resource")
+        sent = body.get("labelFingerprint")
+        if not sent:
+            raise required("resource.labelFingerprint")
+        if not isinstance(sent, str) or decode_fingerprint(sent) is None:
+            raise invalid("resource.labelFingerprint", sent, "Invalid fingerprint.")
+        check_fingerprint(sent, instance.get("labelFingerprint", ""))
+        labels = body.get("labels") or {}
+        if not isinstance(labels, dict):
+            raise invalid("resource.labels", labels, "Expected a map.")
+        for label_key, value in labels.items():
+            if not LABEL_KEY.fullmatch(label_key):
+                raise invalid(f"resource.labels.{label_key}", label_key, "Invalid label key.")
+            if not isinstance(value, str) or not LABEL_VALUE.fullmatch(value):
+                raise invalid(f"resource.labels.{label_key}", value, "Invalid label value.")
+
+        def apply() -> None:
+            target = self._instance_for_apply(key)
+            if not fingerprints_equal(sent, target.get("labelFingerprint", "")):
+                raise OperationFailure(
+                    "CONDITION_NOT_MET",
+                    "Labels fingerprint either invalid or resource labels have changed",
+                    412,
+                )
+            if labels == target.get("labels", {}):
+                return
+            target["labels"] = dict(labels)
+            target["labelFingerprint"] = new_fingerprint()
+
+        return self._plan("setLabels", key, apply)
+
+    # ---- out-of-band edits ---------------------------------------------------------------------
+
+    def edit_instance(self, key: InstanceKey, edit: Callable[[JsonDict], None]) -> None:
+        """Apply a hand edit and bump every fingerprint whose content changed."""
+        instance = self.get_instance(*key)
+        before = copy.deepcopy(instance)
+        edit(instance)
+        old_nics = {n.get("name"): n for n in before.get("networkInterfaces", [])}
+        ips: set[str] = set()
+        for nic in instance.get("networkInterfaces", []):
+            old = old_nics.get(nic.get("name"))
+            if old is None or _nic_content(old) != _nic_content(nic):
+                nic["fingerprint"] = new_fingerprint()
+            for config in [*nic.get("accessConfigs", []), *(old or {}).get("accessConfigs", [])]:
+                if config.get("natIP"):
+                    ips.add(config["natIP"])
+        if before.get("labels", {}) != instance.get("labels", {}):
+            instance["labelFingerprint"] = new_fingerprint()
+        if before != instance:
+            instance["fingerprint"] = new_fingerprint()
+        self.sync_address_users(key[0], ips)
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _instance_for_apply(self, key: InstanceKey) -> JsonDict:
+        try:
+            return self.instances[key]
+        except KeyError:
+            path = f"projects/{key[0]}/zones/{key[1]}/instances/{key[2]}"
+            raise OperationFailure(
+                "RESOURCE_NOT_FOUND", f"The resource '{path}' was not found", 404
+            ) from None
+
+    def _plan(self, operation_type: str, key: InstanceKey, apply: Callable[[], None]) -> Plan:
+        instance = self.instances[key]
+        return Plan(
+            operation_type=operation_type,
+            target=key,
+            target_link=instance["selfLink"],
+            target_id=str(instance.get("id", "")),
+            apply=apply,
+        )
+
+
+def _nic_content(nic: JsonDict) -> JsonDict:
+    return {k: v for k, v in nic.items() if k != "fingerprint"}
+
+
+def check_fingerprint(sent: str, current: str) -> None:
+    """412 conditionNotMet when the caller read an older version."""
+    if not fingerprints_equal(sent, current):
+        raise ApiError(
+            412,
+            "conditionNotMet",
+            "Supplied fingerprint does not match current fingerprint.",
+            location="If-Match",
+            location_type="header",
+        )
+
+
+def unknown_field(name: str, where: str) -> ApiError:
+    """What the API front end answers for a body field that the schema does not know."""
+    return ApiError(
+        400,
+        "invalid",
+        f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': Cannot find field.",
+    )
+
+
+# ---- list filters ------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|(!=|>=|<=|=|>|<|:)|([^\s()"!=<>:]+))')
+
+
+def _tokens(expression: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    text = expression.strip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise ValueError(expression)
+        position = match.end()
+        open_paren, close_paren, quoted, operator, word = match.groups()
+        if open_paren:
+            tokens.append(("(", "("))
+        elif close_paren:
+            tokens.append((")", ")"))
+        elif quoted is not None:
+            tokens.append(("value", re.sub(r"\\(.)", r"\1", quoted)))
+        elif operator:
+            tokens.append(("op", operator))
+        elif word in {"eq", "ne"}:
+            tokens.append(("op", word))
+        elif word in {"AND", "OR", "NOT"}:
+            tokens.append((word, word))
+        else:
+            tokens.append(("value", word or ""))
+    return tokens
+
+
+Predicate = Callable[[JsonDict], bool]
+
+
+def _field_values(resource: Any, path: list[str]) -> list[str]:
+    if not path:
+        if isinstance(resource, list):
+            return [v for item in resource for v in _field_values(item, [])]
+        if isinstance(resource, bool):
+            return ["true" if resource else "false"]
+        return [] if resource is None or isinstance(resource, dict) else [str(resource)]
+    if isinstance(resource, list):
+        return [v for item in resource for v in _field_values(item, path)]
+    if isinstance(resource, dict) and path[0] in resource:
+        return _field_values(resource[path[0]], path[1:])
+    return []
+
+
+def _comparison(field: str, operator: str, value: str) -> Predicate:
+    path = field.split(".")
+    if operator in {"eq", "ne"}:
+        pattern = re.compile(value)
+
+        def regex(resource: JsonDict) -> bool:
+            found = any(pattern.fullmatch(v) for v in _field_values(resource, path))
+            return found if operator == "eq" else not found
+
+        return regex
+    if operator in {"=", "!="}:
+
+        def exact(resource: JsonDict) -> bool:
+            found = value in _field_values(resource, path) or (
+                value == "*" and bool(_field_values(resource, path))
+            )
+            return found if operator == "=" else not found
+
+        return exact
+    if operator == ":":
+        return lambda resource: any(
+            value == "*" or value in v for v in _field_values(resource, path)
+        )
+
+    def ordered(resource: JsonDict) -> bool:
+        return any(_compare(v, operator, value) for v in _field_values(resource, path))
+
+    return ordered
+
+
+def _compare(left: str, operator: str, right: str) -> bool:
+    """Numeric when both sides are numbers, else lexicographic."""
+    try:
+        a: tuple[float, str] = (float(left), "")
+        b: tuple[float, str] = (float(right), "")
+    except ValueError:
+        a, b = (0.0, left), (0.0, right)
+    return {">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[operator]
+
+
+def parse_filter(expression: str) -> Predicate:
+    """Compile a Compute list `filter` (`name = "x"`, `name eq re`, `(a = 1) (b != 2)`, AND/OR).
+
+    Raises:
+        ApiError: 400 invalid, like the API, for an expression it cannot parse.
+    """
+    if not expression.strip():
+        return lambda _resource: True
+    try:
+        tokens = _tokens(expression)
+        predicate, rest = _or_expression(tokens)
+        if rest:
+            raise ValueError(expression)
+    except (ValueError, IndexError, re.error):
+        raise invalid("filter", expression, "Invalid list filter expression.") from None
+    return predicate
+
+
+def _either(first: Predicate, second: Predicate) -> Predicate:
+    return lambda resource: first(resource) or second(resource)
+
+
+def _both(first: Predicate, second: Predicate) -> Predicate:
+    return lambda resource: first(resource) and second(resource)
+
+
+def _or_expression(tokens: list[tuple[str, str]]) -> tuple[Predicate, list[tuple[str, str]]]:
+    left, tokens = _and_expression(tokens)
+    while tokens and tokens[0][0] == "OR":
+        right, tokens = _and_expression(tokens[1:])
+        left = _either(left, right)
+    return left, tokens
+
+
+def _and_expression(tokens: list[tuple[str, str]]) -> tuple[Predicate, list[tuple[str, str]]]:
+    left, tokens = _unary(tokens)
+    while tokens and tokens[0][0] not in {"OR", ")"}:
+        if tokens[0][0] == "AND":
+            tokens = tokens[1:]
+        right, tokens = _unary(tokens)
+        left = _both(left, right)
+    return left, tokens
+
+
+def _unary(tokens: list[tuple[str, str]]) -> tuple[Predicate, list[tuple[str, str]]]:
+    kind, text = tokens[0]
+    if kind == "NOT":
+        inner, rest = _unary(tokens[1:])
+        return (lambda r: not inner(r)), rest
+    if kind == "(":
+        inner, rest = _or_expression(tokens[1:])
+        if not rest or rest[0][0] != ")":
+            raise ValueError("unbalanced parentheses")
+        return inner, rest[1:]
+    if kind != "value" or tokens[1][0] != "op" or tokens[2][0] != "value":
+        raise ValueError("expected FIELD OPERATOR VALUE")
+    return _comparison(text, tokens[1][1], tokens[2][1]), tokens[3:]
