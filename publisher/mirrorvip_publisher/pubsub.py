@@ -1,0 +1,133 @@
+"""Publish one message with google-cloud-pubsub and wait for the server's ack, within a deadline.
+
+The client library is imported here, lazily, on the first publish: importing it takes most of a
+cold start, and `import mirrorvip_publisher` must stay cheap.
+
+Why our own retry loop: with message ordering enabled the library replaces any retry policy with
+an unlimited one (deadline 2**32 s), so a publish to an unreachable Pub/Sub would retry forever in
+a background thread. We pass `retry=None`, give each attempt what is left of the budget, and retry
+ourselves; after a failed attempt the ordering key is paused by the library, so we resume it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+import time
+from typing import Any
+
+from .errors import PublishError
+from .metadata import Deadline
+
+FIRST_BACKOFF_SECONDS = 0.1
+MAX_BACKOFF_SECONDS = 1.0
+# Not worth starting an attempt with less time than this.
+MIN_ATTEMPT_SECONDS = 0.05
+
+_clients: dict[tuple[str, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _credentials_mode() -> str:
+    if os.environ.get("PUBSUB_EMULATOR_HOST"):
+        return "emulator"  # the client library switches to an insecure channel itself
+    if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return "application-default"
+    return "compute-engine"
+
+
+def publisher_client() -> Any:
+    """A PublisherClient with message ordering, cached per endpoint for warm calls.
+
+    On a VM we build Compute Engine credentials directly instead of `google.auth.default()`,
+    which first probes for the metadata server with its own multi-second timeouts; the token is
+    fetched lazily inside the publish RPC, so the RPC deadline bounds it.
+    """
+    key = (os.environ.get("PUBSUB_EMULATOR_HOST", ""), _credentials_mode())
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is not None:
+            return client
+        from google.cloud import pubsub_v1  # type: ignore[import-untyped]  # noqa: PLC0415
+
+        kwargs: dict[str, Any] = {}
+        if key[1] == "compute-engine":
+            from google.auth import compute_engine  # noqa: PLC0415
+
+            kwargs["credentials"] = compute_engine.Credentials()  # type: ignore[no-untyped-call]
+        client = pubsub_v1.PublisherClient(
+            batch_settings=pubsub_v1.types.BatchSettings(max_messages=1),  # send at once
+            publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
+            **kwargs,
+        )
+        _clients[key] = client
+        return client
+
+
+def forget_clients() -> None:
+    """Drop cached clients (tests that switch emulators), closing their channels."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.transport.close()
+
+
+def publish_message(
+    topic: str,
+    data: bytes,
+    attributes: dict[str, str],
+    ordering_key: str,
+    deadline: Deadline,
+) -> str:
+    """Publish and return the server-assigned message id.
+
+    Raises:
+        PublishError: permanent refusal (topic missing, permission denied) at once; transient
+            failures once the deadline leaves no time for another attempt.
+        BudgetExceeded: no time left to start.
+    """
+    deadline.require("publishing to Pub/Sub")
+    client = publisher_client()
+    from google.api_core import exceptions  # noqa: PLC0415
+
+    permanent = (exceptions.NotFound, exceptions.PermissionDenied, exceptions.InvalidArgument)
+    backoff = FIRST_BACKOFF_SECONDS
+    attempts = 0
+    last_problem = "no attempt"
+    while deadline.remaining() > MIN_ATTEMPT_SECONDS:
+        attempts += 1
+        left = deadline.remaining()
+        future = client.publish(
+            topic, data, ordering_key=ordering_key, retry=None, timeout=left, **attributes
+        )
+        try:
+            message_id: str = future.result(timeout=left)
+            return message_id
+        except concurrent.futures.TimeoutError:
+            last_problem = "no acknowledgement in time"
+        except permanent as exc:
+            client.resume_publish(topic, ordering_key)
+            raise PublishError(
+                f"Pub/Sub refused the message for {topic}: {_describe(exc)}"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 (any other library error is transient for us)
+            last_problem = _describe(exc)
+        client.resume_publish(topic, ordering_key)
+        pause = min(backoff, deadline.remaining())
+        if pause > 0:
+            time.sleep(pause)  # retry backoff, bounded by the budget
+        backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+    raise PublishError(
+        f"Pub/Sub did not acknowledge within the {deadline.budget_seconds:g} s budget "
+        f"({attempts} attempt(s), last: {last_problem})"
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """One line: the gRPC status name and message, without the debug blob."""
+    code = getattr(exc, "code", None)
+    name = getattr(code, "name", None) or type(exc).__name__
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{name}: {str(message).splitlines()[0][:300]}" if message else str(name)
