@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import secrets
@@ -60,8 +61,8 @@ TOKEN_ISSUER = "https://accounts.google.com"  # noqa: S105 (an issuer URL, not a
 TOKEN_LIFETIME_SECONDS = 3600
 
 
-class MetadataEmulatorError(RuntimeError):
-    """Bad emulator usage: unknown VM, not started, bad `--vm` spec."""
+class MetadataEmulatorError(ValueError):
+    """Bad emulator usage: unknown VM, not started, bad `--vm` spec (a ValueError for argparse)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -146,10 +147,16 @@ class SigningKey:
             certificate_pem=cert.public_bytes(serialization.Encoding.PEM),
         )
 
-    def sign(self, claims: Mapping[str, Any], *, header: Mapping[str, Any] | None = None) -> str:
-        """An RS256 JWT over claims with this key's `kid`; header entries may be overridden."""
+    @functools.cached_property
+    def _private_key(self) -> rsa.RSAPrivateKey:
+        """Parsed once: loading an RSA key costs tens of milliseconds, signing about one."""
         key = serialization.load_pem_private_key(self.private_pem, password=None)
         assert isinstance(key, rsa.RSAPrivateKey)
+        return key
+
+    def sign(self, claims: Mapping[str, Any], *, header: Mapping[str, Any] | None = None) -> str:
+        """An RS256 JWT over claims with this key's `kid`; header entries may be overridden."""
+        key = self._private_key
         head = {"alg": "RS256", "typ": "JWT", "kid": self.kid, **(header or {})}
         signing_input = f"{_b64(json.dumps(head))}.{_b64(json.dumps(dict(claims)))}"
         signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())

@@ -23,6 +23,9 @@ from .pubsub import publish_message
 
 # Let the steps' own timeouts report first; the watchdog is the backstop.
 GRACE_SECONDS = 0.25
+# The identity token is optional: a failing token endpoint may use at most this share of the time
+# left, so that the event still goes out (without a token) and the function decides.
+IDENTITY_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ def _announce_steps(
     if cfg.identity_token:
         progress.step = "fetching the identity token"
         try:
-            token = metadata.identity_token(cfg.audience, deadline)
+            token = metadata.identity_token(cfg.audience, deadline.share(IDENTITY_SHARE))
         except IdentityTokenError as exc:
             # Still announce: the function decides whether an event without a token is enough.
             progress.warnings.append(str(exc))

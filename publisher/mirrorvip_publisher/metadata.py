@@ -35,6 +35,12 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self.end - time.monotonic())
 
+    def share(self, fraction: float) -> Deadline:
+        """A deadline at `fraction` of the time left: an optional step leaves time for the rest."""
+        part = Deadline(self.budget_seconds)
+        part.end = min(self.end, time.monotonic() + self.remaining() * fraction)
+        return part
+
     def require(self, step: str, at_least: float = 0.0) -> float:
         """Remaining seconds, or BudgetExceeded naming the step that could not start."""
         left = self.remaining()

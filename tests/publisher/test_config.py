@@ -1,0 +1,100 @@
+"""Configuration: file plus environment into one validated object; errors name the field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from mirrorvip_publisher.config import DEFAULT_METADATA_HOST, PublisherConfig, load_config
+from mirrorvip_publisher.errors import ConfigError
+
+pytestmark = pytest.mark.unit
+
+TOPIC = "projects/mirrorvip-test/topics/mirror-vip"
+EXAMPLE = (
+    Path(__file__).resolve().parents[2]
+    / "publisher"
+    / "mirrorvip_publisher"
+    / "mirrorvip_publisher.ini.example"
+)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mirrorvip_publisher.ini"
+    path.write_text(text)
+    return path
+
+
+def test_file_values_and_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, f"[mirrorvip]\ntopic = {TOPIC}\n")
+
+    config = load_config({}, path)
+
+    assert config == PublisherConfig(
+        topic=TOPIC,
+        budget_seconds=5.0,
+        identity_token=True,
+        audience=f"//pubsub.googleapis.com/{TOPIC}",
+        metadata_host=DEFAULT_METADATA_HOST,
+    )
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, f"[mirrorvip]\ntopic = {TOPIC}\nbudget_seconds = 3\nidentity_token = on\n"
+    )
+    env = {
+        "MIRRORVIP_CONFIG": str(path),
+        "MIRRORVIP_BUDGET_SECONDS": "1.5",
+        "MIRRORVIP_IDENTITY_TOKEN": "off",
+        "MIRRORVIP_AUDIENCE": "https://vip.example",
+        "GCE_METADATA_HOST": "127.0.0.1:8900",
+    }
+
+    config = load_config(env)
+
+    assert (config.budget_seconds, config.identity_token) == (1.5, False)
+    assert config.audience == "https://vip.example"
+    assert config.metadata_host == "127.0.0.1:8900"
+
+
+def test_the_shipped_example_is_valid() -> None:
+    assert load_config({}, EXAMPLE).topic == "projects/my-project/topics/mirror-vip"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "topic (set MIRRORVIP_TOPIC or a config file): required"),
+        ({"MIRRORVIP_TOPIC": "mirror-vip"}, "MIRRORVIP_TOPIC: 'mirror-vip' is not projects/"),
+        ({"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_BUDGET_SECONDS": "soon"}, "is not a number"),
+        ({"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_BUDGET_SECONDS": "600"}, "outside 0.5..60"),
+        ({"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_IDENTITY_TOKEN": "maybe"}, "is not on/off"),
+        ({"MIRRORVIP_TOPIC": TOPIC, "GCE_METADATA_HOST": "http://x/"}, "GCE_METADATA_HOST"),
+        ({"MIRRORVIP_CONFIG": "/nonexistent/mirrorvip.ini"}, "cannot read"),
+    ],
+)
+def test_bad_environment_names_the_field(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(env)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[mirrorvip]\ntopik = x\n", "unknown key(s) topik"),
+        ("[other]\ntopic = x\n", "no [mirrorvip] section"),
+        ("topic = x\n", "not valid INI"),
+        ("[mirrorvip]\ntopic = projects/x/topics/y\n", "[mirrorvip] topic: 'projects/x/topics/y'"),
+        (f"[mirrorvip]\ntopic = {TOPIC}\nbudget_seconds = 0.1\n", "budget_seconds: 0.1 seconds"),
+    ],
+)
+def test_bad_file_names_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config({}, path)
+
+    assert str(path) in str(caught.value)
+    assert message in str(caught.value)

@@ -1,0 +1,75 @@
+"""The event the publisher really sends is event contract v1: the JSON schema accepts it, and so
+does the function's own parser (`vipmover.event.parse_event`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from metadata_emulator import VM
+from mirrorvip_publisher import notify_become_primary
+from mirrorvip_publisher.event import build_event, encode_event, format_occurred_at
+from mirrorvip_publisher.metadata import InstanceFacts
+from vipmover.event import parse_event
+
+from .conftest import Channel
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "function" / "event_schema.json"
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+
+
+FACTS = InstanceFacts("mirrorvip-test", "us-central1-a", "iris-a", "1234567890123456789")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("event_type", ["became_primary", "heartbeat"])
+@pytest.mark.parametrize("token", [None, "aaa.bbb.ccc"])
+def test_built_events_follow_the_schema_and_the_parser(
+    validator: jsonschema.protocols.Validator, event_type: str, token: str | None
+) -> None:
+    event = build_event(event_type, "MIRRORA", "IRIS-A", FACTS, 1_795_608_620.5, token)
+
+    validator.validate(json.loads(encode_event(event)))
+    parsed = parse_event(encode_event(event))
+    assert (parsed.type, parsed.mirror, parsed.member) == (event_type, "MIRRORA", "IRIS-A")
+    assert parsed.instance_id == FACTS.id
+    assert parsed.identity_token == token
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("epoch", "text"),
+    [
+        (0.0, "1970-01-01T00:00:00.000Z"),
+        (1_795_608_620.5, "2026-11-25T12:10:20.500Z"),
+        (1_795_608_620.9999, "2026-11-25T12:10:20.999Z"),  # truncated, never rounded up to :21
+    ],
+)
+def test_occurred_at_is_rfc3339_utc_millis(epoch: float, text: str) -> None:
+    assert format_occurred_at(epoch) == text
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("metadata_server")
+def test_what_arrives_on_pubsub_is_contract_v1(
+    channel: Channel, validator: jsonschema.protocols.Validator, vm: VM
+) -> None:
+    assert notify_become_primary("MIRRORA", "IRIS-A").ok
+    [message] = channel.pull()
+
+    event: dict[str, Any] = message.json()
+    validator.validate(event)
+    parsed = parse_event(message.data)
+    assert parsed.instance.name == vm.name
+    assert parsed.instance.zone == vm.zone
+    assert parsed.identity_token == event["identity_token"]

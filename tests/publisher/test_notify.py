@@ -1,0 +1,270 @@
+"""notify_become_primary against the Pub/Sub and metadata emulators: what really gets published,
+and what happens within the time budget when a dependency is down, slow or failing."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from google.auth.transport.requests import Request
+from google.oauth2 import id_token
+from metadata_emulator import VM, MetadataEmulator
+from mirrorvip_publisher import PublishResult, heartbeat, notify_become_primary
+from mirrorvip_publisher.config import default_audience
+
+from .conftest import Channel
+
+pytestmark = pytest.mark.integration
+
+MIRROR = "MIRRORA"
+MEMBER = "IRIS-A"
+SLACK_SECONDS = 0.5
+
+
+@pytest.mark.usefixtures("metadata_server")
+def test_the_event_arrives_with_attributes_and_ordering_key(channel: Channel, vm: VM) -> None:
+    result = notify_become_primary(MIRROR, MEMBER)
+
+    assert result.ok, str(result)
+    assert str(result).startswith(f"published {result.message_id} ")
+    [message] = channel.pull()
+    assert message.message_id == result.message_id
+    assert message.attributes == {"type": "became_primary", "mirror": MIRROR}
+    assert message.ordering_key == MIRROR
+    event = message.json()
+    assert event["type"] == "became_primary"
+    assert event["version"] == 1
+    assert (event["mirror"], event["member"]) == (MIRROR, MEMBER)
+    assert event["instance"] == {
+        "project": vm.project,
+        "zone": vm.zone,
+        "name": vm.name,
+        "id": vm.id,
+    }
+
+
+def test_the_identity_token_verifies_for_the_topic_audience(
+    channel: Channel, metadata_server: MetadataEmulator, vm: VM
+) -> None:
+    assert notify_become_primary(MIRROR, MEMBER).ok
+    [message] = channel.pull()
+
+    with requests.Session() as session:
+        claims = id_token.verify_token(
+            message.json()["identity_token"],
+            Request(session),
+            audience=default_audience(channel.topic),
+            certs_url=metadata_server.certs_url,
+        )
+    assert claims["google"]["compute_engine"]["instance_id"] == vm.id
+    assert claims["google"]["compute_engine"]["instance_name"] == vm.name
+
+
+def test_configured_audience_and_identity_off(
+    channel: Channel, metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIRRORVIP_AUDIENCE", "https://vip.example")
+    assert notify_become_primary(MIRROR, MEMBER).ok
+    monkeypatch.setenv("MIRRORVIP_IDENTITY_TOKEN", "off")
+    assert notify_become_primary(MIRROR, MEMBER).ok
+    first, second = channel.pull(2)
+    assert first.json()["identity_token"]
+    assert "identity_token" not in second.json()
+    audiences = [r.query.get("audience") for r in metadata_server.requests if "identity" in r.path]
+    assert audiences == [["https://vip.example"]]
+
+
+def test_warm_calls_publish_in_order(channel: Channel, metadata_server: MetadataEmulator) -> None:
+    results = [notify_become_primary(MIRROR, f"MEMBER-{n}") for n in range(3)]
+
+    assert all(result.ok for result in results), [str(r) for r in results]
+    members = [message.json()["member"] for message in channel.pull(3)]
+    assert members == ["MEMBER-0", "MEMBER-1", "MEMBER-2"]
+    # Instance facts are read once per process, the token on every call.
+    paths = [request.path for request in metadata_server.requests]
+    assert paths.count("/computeMetadata/v1/instance/name") == 1
+    assert sum("identity" in path for path in paths) == 3
+
+
+def test_identity_token_failure_still_publishes_with_a_warning(
+    channel: Channel, metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metadata_server.fail(500, path_contains="identity")
+    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "2")
+
+    result = notify_become_primary(MIRROR, MEMBER)
+
+    # The token step only gets part of the budget, so the event still goes out, without a token.
+    assert result.ok, str(result)
+    assert "warning: no identity token" in str(result)
+    [message] = channel.pull()
+    assert "identity_token" not in message.json()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port with nothing listening (bound, never listened: connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def within_budget(result: PublishResult, started: float, budget: float) -> None:
+    elapsed = time.monotonic() - started
+    assert elapsed <= budget + SLACK_SECONDS, f"{elapsed:.2f} s: {result}"
+    assert not result.ok
+    assert result.reason
+
+
+@pytest.mark.usefixtures("channel", "metadata_server")
+def test_pubsub_unreachable_fails_within_budget(
+    closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{closed_port}")
+    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1.5")
+
+    started = time.monotonic()
+    result = notify_become_primary(MIRROR, MEMBER)
+
+    within_budget(result, started, 1.5)
+    assert result.stage == "publish"
+    assert "did not acknowledge within the 1.5 s budget" in str(result)
+
+
+def test_metadata_hanging_fails_within_budget(
+    channel: Channel, metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metadata_server.hang(30)
+    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
+
+    started = time.monotonic()
+    result = notify_become_primary(MIRROR, MEMBER)
+
+    within_budget(result, started, 1.0)
+    assert result.stage == "metadata"
+    assert "gave no answer" in str(result)
+    assert channel.pull(timeout=0.2) == []
+
+
+@pytest.mark.usefixtures("channel")
+def test_metadata_500_fails_within_budget(
+    metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metadata_server.fail(500)
+    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
+
+    started = time.monotonic()
+    result = notify_become_primary(MIRROR, MEMBER)
+
+    within_budget(result, started, 1.0)
+    assert result.stage == "metadata"
+    assert "HTTP 500" in str(result)
+
+
+@pytest.mark.usefixtures("channel")
+def test_metadata_down_fails_within_budget(
+    metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metadata_server.take_down()
+    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
+
+    started = time.monotonic()
+    result = notify_become_primary(MIRROR, MEMBER)
+
+    within_budget(result, started, 1.0)
+    assert "unreachable" in str(result)
+
+
+def test_metadata_recovering_within_budget_still_publishes(
+    channel: Channel, metadata_server: MetadataEmulator
+) -> None:
+    metadata_server.fail(503)
+    # Heal from another thread once the publisher has seen the failure, as a flapping server would.
+    deadline = time.monotonic() + 5
+
+    def heal_after_first_failure() -> None:
+        while time.monotonic() < deadline and not metadata_server.requests:
+            time.sleep(0.01)  # polling interval
+        metadata_server.heal()
+
+    healer = threading.Thread(target=heal_after_first_failure)
+    healer.start()
+    result = notify_become_primary(MIRROR, MEMBER)
+    healer.join()
+
+    assert result.ok, str(result)
+    assert any(request.status == 503 for request in metadata_server.requests)
+    assert len(channel.pull()) == 1
+
+
+@pytest.mark.usefixtures("channel")
+def test_missing_metadata_value_is_named(metadata_server: MetadataEmulator) -> None:
+    metadata_server.fail(404, path_contains="instance/id")
+
+    result = notify_become_primary(MIRROR, MEMBER)
+
+    assert not result.ok
+    assert result.stage == "metadata"
+    assert "answered 404 for instance/id" in str(result)
+
+
+@pytest.mark.usefixtures("metadata_server")
+def test_missing_topic_is_a_prompt_permanent_failure(
+    channel: Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIRRORVIP_TOPIC", channel.topic + "-missing")
+
+    started = time.monotonic()
+    result = notify_become_primary(MIRROR, MEMBER)
+
+    assert time.monotonic() - started < 2.5
+    assert result.stage == "publish"
+    assert "NotFound" in str(result) or "NOT_FOUND" in str(result)
+
+
+@pytest.mark.usefixtures("metadata_server")
+def test_no_configuration_is_a_clear_failure_not_an_exception() -> None:
+    result = notify_become_primary(MIRROR, MEMBER)
+
+    assert not result.ok
+    assert result.stage == "config"
+    assert "MIRRORVIP_TOPIC" in str(result)
+
+
+@pytest.mark.usefixtures("channel")
+def test_bad_arguments_from_iris_are_reported() -> None:
+    result = notify_become_primary("", MEMBER)
+
+    assert str(result).startswith("failed: arguments: mirror must be 1..64 characters")
+
+
+@pytest.mark.usefixtures("metadata_server")
+def test_heartbeat_is_refused_outside_iris(channel: Channel) -> None:
+    result = heartbeat(MIRROR, MEMBER)
+
+    assert not result.ok
+    assert result.stage == "primary_check"
+    assert "not running inside IRIS" in str(result)
+    assert channel.pull(timeout=0.2) == []
+
+
+@pytest.mark.usefixtures("metadata_server")
+def test_heartbeat_is_refused_on_a_backup(channel: Channel) -> None:
+    result = heartbeat(MIRROR, MEMBER, is_primary=lambda: False)
+
+    assert str(result).startswith("failed: primary_check: this member is not the primary")
+    assert channel.pull(timeout=0.2) == []
+
+
+@pytest.mark.usefixtures("metadata_server")
+def test_heartbeat_from_the_primary_is_published(channel: Channel) -> None:
+    result = heartbeat(MIRROR, MEMBER, is_primary=lambda: True)
+
+    assert result.ok, str(result)
+    [message] = channel.pull()
+    assert message.json()["type"] == "heartbeat"
+    assert message.attributes["type"] == "heartbeat"
