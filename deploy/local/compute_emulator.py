@@ -504,7 +504,7 @@ class ComputeEmulator:
                 RecordedRequest(method_id, http_method, split.path, query, body, time.monotonic())
             )
             zone = self._zone_down_in(split.path)
-            fault = self._take_fault(method_id)
+            fault = self._take_fault(method_id) if zone is None else None
         if zone is not None:
             return 503, error_payload(
                 503,

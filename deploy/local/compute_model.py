@@ -481,13 +481,7 @@ class ComputeModel:
 
         def apply() -> None:
             target = self._instance_for_apply(key)
-            target_nic = next(
-                (n for n in target.get("networkInterfaces", []) if n.get("name") == nic_name), None
-            )
-            if target_nic is None:
-                raise OperationFailure(
-                    "RESOURCE_NOT_FOUND", f"Network interface '{nic_name}' was not found.", 404
-                )
+            target_nic = self._nic_for_apply(target, nic_name)
             if not fingerprints_equal(sent_fingerprint, target_nic.get("fingerprint", "")):
                 raise OperationFailure(
                     "CONDITION_NOT_MET",
@@ -532,9 +526,7 @@ class ComputeModel:
 
         def apply() -> None:
             target = self._instance_for_apply(key)
-            target_nic = next(
-                n for n in target.get("networkInterfaces", []) if n.get("name") == nic_name
-            )
+            target_nic = self._nic_for_apply(target, nic_name)
             if target_nic.get("accessConfigs"):
                 raise OperationFailure(
                     "INVALID_USAGE", "At most one access config currently supported."
@@ -580,9 +572,7 @@ class ComputeModel:
 
         def apply() -> None:
             target = self._instance_for_apply(key)
-            target_nic = next(
-                n for n in target.get("networkInterfaces", []) if n.get("name") == nic_name
-            )
+            target_nic = self._nic_for_apply(target, nic_name)
             configs = target_nic.get("accessConfigs", [])
             kept = [c for c in configs if c.get("name") != access_config]
             if len(kept) == len(configs):
@@ -685,8 +675,8 @@ class ComputeModel:
     # ---- out-of-band edits ---------------------------------------------------------------------
 
     def edit_instance(self, key: InstanceKey, edit: Callable[[JsonDict], None]) -> None:
-        """Apply a hand edit and bump every fingerprint whose content changed."""
-        instance = self.get_instance(*key)
+        """Apply a hand edit, then bump every fingerprint whose content changed (KeyError: none)."""
+        instance = self.instances[key]
         before = copy.deepcopy(instance)
         edit(instance)
         old_nics = {n.get("name"): n for n in before.get("networkInterfaces", [])}
@@ -714,6 +704,15 @@ class ComputeModel:
             raise OperationFailure(
                 "RESOURCE_NOT_FOUND", f"The resource '{path}' was not found", 404
             ) from None
+
+    @staticmethod
+    def _nic_for_apply(instance: JsonDict, nic_name: str | None) -> JsonDict:
+        for nic in instance.get("networkInterfaces", []):
+            if nic.get("name") == nic_name:
+                return nic  # type: ignore[no-any-return]
+        raise OperationFailure(
+            "RESOURCE_NOT_FOUND", f"Network interface '{nic_name}' was not found.", 404
+        )
 
     def _plan(self, operation_type: str, key: InstanceKey, apply: Callable[[], None]) -> Plan:
         instance = self.instances[key]
