@@ -17,6 +17,7 @@ import os
 
 import functions_framework
 from cloudevents.http import CloudEvent
+
 from vipmover.compute import ComputeGateway
 from vipmover.config import load_config
 from vipmover.errors import RetryableError

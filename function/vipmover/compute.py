@@ -67,10 +67,10 @@ class Operation:
 
 
 def request_id(*parts: str) -> str:
-    """A UUID that is the same for the same intended change (event, target, step, fingerprint).
+    """A UUID naming one intended change (delivery, target, step, fingerprint).
 
-    A retried or redelivered call with the same id returns the first call's operation instead of
-    applying the change again; any change in the NIC changes the fingerprint and so the id.
+    A retried call with the same id returns the first call's operation instead of applying the
+    change again; any change in the NIC changes the fingerprint and so the id.
     """
     return str(uuid.uuid5(REQUEST_ID_NAMESPACE, "/".join(parts)))
 
@@ -222,7 +222,7 @@ class ComputeGateway:
                         for a in nic.alias_ip_ranges
                     ),
                     access_configs=tuple(
-                        AccessConfig(c.name, c.nat_ip or None) for c in nic.access_configs
+                        AccessConfig(c.name, c.nat_i_p or None) for c in nic.access_configs
                     ),
                     status=instance.status,
                 )

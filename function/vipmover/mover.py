@@ -13,6 +13,7 @@ checked against the plan.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -77,8 +78,7 @@ class Mover:
         Args:
             mirror: The mirror's configuration.
             target: The new primary, already checked to be a member.
-            event_key: Identifies the event (the Pub/Sub message id); with the NIC fingerprint it
-                makes each mutation's `requestId`, so a redelivery does not apply a change twice.
+            event_key: Identifies the event (the Pub/Sub message id), for the `requestId`s.
             report: Receives the actions and step timings.
 
         Returns:
@@ -90,6 +90,10 @@ class Mover:
             RequestRefused: the API refused a request as invalid.
         """
         deadline = time.monotonic() + self.operation_timeout_s
+        # requestIds are unique per delivery: GCE ties an id to its first operation, failures
+        # included, so a redelivery reusing ids would only get the old failure back. Within a
+        # delivery, a retried call reuses its id; after any change the fingerprint differs.
+        event_key = f"{event_key}/{secrets.token_hex(8)}"
         started = time.monotonic()
         nics, address = self._read(mirror, deadline)
         report.step("read", started)
@@ -188,7 +192,13 @@ class Mover:
     def _set_vip(
         self, mirror: MirrorConfig, nic: NicState, present: bool, event_key: str, deadline: float
     ) -> None:
-        """Add or remove the VIP on one NIC, keeping every other alias; retry 412 with a re-read."""
+        """Add or remove the VIP on one NIC, keeping every other alias.
+
+        A stale fingerprint, refused on the request (412) or when the operation applies
+        (`CONDITION_NOT_MET`), means the NIC changed since it was read: read it again and redo
+        the change from the fresh alias list.
+        """
+        step = "add_alias" if present else "remove_alias"
         for _ in range(MAX_FINGERPRINT_ATTEMPTS):
             if present:
                 aliases = aliases_with(nic, mirror.vip, mirror.subnetwork_range_name)
@@ -196,15 +206,17 @@ class Mover:
                 aliases = aliases_without(nic, mirror.vip)
             if aliases == nic.alias_ranges:
                 return
-            step = "add_alias" if present else "remove_alias"
             rid = request_id(event_key, str(nic.instance), step, nic.fingerprint)
             try:
                 op = self.gateway.set_aliases(nic, mirror.network_interface, aliases, rid, deadline)
+                self.gateway.wait(op, deadline)
+                return
             except FingerprintRace:
-                nic = self.gateway.read_nic(nic.instance, mirror.network_interface, deadline)
-                continue
-            self.gateway.wait(op, deadline)
-            return
+                pass
+            except OperationFailed as err:
+                if err.code != "CONDITION_NOT_MET":
+                    raise
+            nic = self.gateway.read_nic(nic.instance, mirror.network_interface, deadline)
         raise FingerprintRace(f"{nic.instance}: NIC changed on {MAX_FINGERPRINT_ATTEMPTS} tries")
 
     # -- public IP ----------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+"""The real function, served by functions-framework's test client, and its outcome log lines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
+
+MAIN = Path(__file__).resolve().parents[2] / "function" / "main.py"
+
+
+def outcome_lines(text: str) -> list[dict[str, Any]]:
+    """The function's outcome records among everything written to stdout."""
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("component") == "mirror-vip":
+                records.append(record)
+    return records
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one push delivery produced: the HTTP status Pub/Sub sees, and the log line."""
+
+    status: int
+    outcome: dict[str, Any]
+
+
+class FunctionUnderTest:
+    """`on_mirror_event` loaded from function/main.py with the current environment."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        app = functions_framework.create_app(  # type: ignore[no-untyped-call]
+            target="on_mirror_event", source=str(MAIN), signature_type="cloudevent"
+        )
+        self._client = app.test_client()
+        self._capsys = capsys
+        self._capsys.readouterr()
+
+    def deliver(self, event: CloudEvent, *, binary: bool = False) -> Delivery:
+        """POST one CloudEvent (structured or binary mode) and return its one outcome line."""
+        headers, body = (to_binary if binary else to_structured)(event)
+        response = self._client.post("/", headers=headers, data=body)
+        lines = outcome_lines(self._capsys.readouterr().out)
+        assert len(lines) == 1, f"expected one outcome line, got {lines}"
+        return Delivery(response.status_code, lines[0])
+
+    def post_json(self, envelope: dict[str, Any], path: str = "/") -> Delivery:
+        """POST a raw Pub/Sub push envelope, as a push subscription does."""
+        response = self._client.post(path, json=envelope)
+        lines = outcome_lines(self._capsys.readouterr().out)
+        assert len(lines) == 1, f"expected one outcome line, got {lines}"
+        return Delivery(response.status_code, lines[0])
