@@ -31,7 +31,8 @@ Where it differs from the real API:
       (operation error `CONDITION_NOT_MET`) so two concurrent PATCHes cannot both win.
     * Changing a NIC's network is accepted only on a stopped instance and does not re-address it.
     * Operations never expire; requestIds are remembered forever (GCE: at least 60 minutes).
-    * Zones and regions are synthesised from the resources loaded; nothing is authenticated.
+    * Zones are synthesised from the instances loaded; nothing is authenticated. Empty scopes are
+      left out of aggregatedList rather than listed with a NO_RESULTS_ON_PAGE warning.
     * With `op_latency` > 0 operations are PENDING for the first half and RUNNING for the second.
 """
 
