@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from google.api_core import exceptions
 from google.cloud import pubsub_v1  # type: ignore[import-untyped]
+
 from metadata_emulator import VM, MetadataEmulator
 from mirrorvip_publisher import metadata, pubsub
 from pubsub_emulator import PubSubEmulator

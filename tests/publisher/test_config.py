@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from mirrorvip_publisher.config import DEFAULT_METADATA_HOST, PublisherConfig, load_config
 from mirrorvip_publisher.errors import ConfigError
 

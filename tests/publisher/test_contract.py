@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from metadata_emulator import VM
 from mirrorvip_publisher import notify_become_primary
 from mirrorvip_publisher.event import build_event, encode_event, format_occurred_at
