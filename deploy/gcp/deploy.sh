@@ -1,0 +1,433 @@
+#!/usr/bin/env bash
+# Deploy mirror-vip to Google Cloud: topics, least-privilege identities, the Cloud Function, its
+# dead-letter policy, log-based metrics, a dashboard and alerts. Safe to re-run: every step creates
+# what is missing and updates what exists. See docs/deploy-gcp.md.
+#
+# Usage: deploy/gcp/deploy.sh [--config FILE] [--dry-run] [STEP...]
+#   STEP: all (default) | apis | pubsub | iam | function | deadletter | monitoring | teardown
+#   --config FILE  settings (default deploy/gcp/deploy.env; see deploy.env.example)
+#   --dry-run      print every gcloud command, one per line, shell-quoted, without running any;
+#                  values that only the cloud can tell (project number, the trigger's subscription,
+#                  a new channel's id) appear as DRY_RUN_* placeholders
+# MIRROR_VIP_<KEY> in the environment overrides KEY from the config file.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+cd "$REPO_ROOT"   # --source=function is relative to the repository root
+
+ALL_STEPS=(apis pubsub iam function deadletter monitoring)
+SETTINGS=(PROJECT REGION TOPIC DEAD_LETTER_TOPIC DEAD_LETTER_SUBSCRIPTION FUNCTION_NAME
+  MIRROR_CONFIG_FILE IRIS_VM_SERVICE_ACCOUNT NOTIFICATION_CHANNEL ALERT_EMAIL FUNCTION_SA_NAME
+  TRIGGER_SA_NAME CUSTOM_ROLE_ID MAX_INSTANCES MIN_INSTANCES MAX_DELIVERY_ATTEMPTS FUNCTION_TIMEOUT
+  BUILD_DIR PYTHON)
+APIS=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
+  artifactregistry.googleapis.com eventarc.googleapis.com pubsub.googleapis.com
+  compute.googleapis.com iam.googleapis.com logging.googleapis.com monitoring.googleapis.com)
+# Dead letters are kept as long as Pub/Sub allows: 31 days on the topic, 7 days on the subscription.
+DLQ_TOPIC_RETENTION=31d
+DLQ_TOPIC_RETENTION_S=2678400s
+DLQ_SUBSCRIPTION_RETENTION=7d
+DLQ_SUBSCRIPTION_RETENTION_S=604800s
+DASHBOARD_NAME=mirror-vip   # displayName in dashboard.json
+MANAGED_LABEL=managed-by=mirror-vip
+
+DRY_RUN=0
+CONFIG="$SCRIPT_DIR/deploy.env"
+STEPS=()
+
+usage() { sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+die() { echo "deploy.sh: $*" >&2; exit 2; }
+say() { echo "==> $*" >&2; }
+
+while (($#)); do
+  case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    --config) (($# >= 2)) || die "--config needs a file"; CONFIG="$2"; shift ;;
+    --config=*) CONFIG="${1#--config=}" ;;
+    -h | --help) usage; exit 0 ;;
+    all) STEPS+=("${ALL_STEPS[@]}") ;;
+    apis | pubsub | iam | function | deadletter | monitoring | teardown) STEPS+=("$1") ;;
+    *) die "unknown argument '$1' (try --help)" ;;
+  esac
+  shift
+done
+((${#STEPS[@]})) || STEPS=("${ALL_STEPS[@]}")
+
+# --- settings -------------------------------------------------------------------------------------
+
+[[ -f "$CONFIG" ]] || die "config file $CONFIG not found (copy deploy/gcp/deploy.env.example)"
+# shellcheck source=/dev/null  # the user's settings file
+source "$CONFIG"
+for key in "${SETTINGS[@]}"; do
+  override="MIRROR_VIP_$key"
+  if [[ -n "${!override+set}" ]]; then printf -v "$key" '%s' "${!override}"; fi
+done
+
+: "${TOPIC:=mirror-vip-events}"
+: "${DEAD_LETTER_TOPIC:=${TOPIC}-dead-letter}"
+: "${DEAD_LETTER_SUBSCRIPTION:=${DEAD_LETTER_TOPIC}-keep}"
+: "${FUNCTION_NAME:=mirror-vip}"
+: "${FUNCTION_SA_NAME:=mirror-vip-function}"
+: "${TRIGGER_SA_NAME:=mirror-vip-trigger}"
+: "${CUSTOM_ROLE_ID:=mirrorVipMover}"
+: "${MAX_INSTANCES:=10}"
+: "${MIN_INSTANCES:=0}"
+: "${MAX_DELIVERY_ATTEMPTS:=10}"
+: "${FUNCTION_TIMEOUT:=}"
+: "${NOTIFICATION_CHANNEL:=}"
+: "${ALERT_EMAIL:=}"
+: "${BUILD_DIR:=}"
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x "$REPO_ROOT/.venv/bin/python" ]]; then PYTHON="$REPO_ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
+
+require() {
+  local key
+  for key in "$@"; do
+    [[ -n "${!key:-}" ]] || die "$key is required in $CONFIG (or MIRROR_VIP_$key)"
+  done
+}
+require PROJECT
+((MAX_DELIVERY_ATTEMPTS >= 5 && MAX_DELIVERY_ATTEMPTS <= 100)) ||
+  die "MAX_DELIVERY_ATTEMPTS must be 5..100 (Pub/Sub's limits), got $MAX_DELIVERY_ATTEMPTS"
+
+FUNCTION_SA="${FUNCTION_SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
+TRIGGER_SA="${TRIGGER_SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
+ROLE_NAME="projects/${PROJECT}/roles/${CUSTOM_ROLE_ID}"
+DLQ_TOPIC_PATH="projects/${PROJECT}/topics/${DEAD_LETTER_TOPIC}"
+
+if [[ -z "$BUILD_DIR" ]]; then
+  BUILD_DIR="$(mktemp -d "${TMPDIR:-/tmp}/mirror-vip-deploy.XXXXXX")"
+  ((DRY_RUN)) || trap 'rm -rf "$BUILD_DIR"' EXIT
+fi
+mkdir -p "$BUILD_DIR"
+
+export CLOUDSDK_CORE_DISABLE_PROMPTS=1   # never wait for an answer (Cloud Build has no terminal)
+
+# --- running commands -----------------------------------------------------------------------------
+
+# Print a command as one shell-quoted line: on the script's stdout in a dry run (fd 3, so that
+# commands inside $(...) are shown too), on stderr otherwise.
+exec 3>&1
+show() {
+  local line
+  printf -v line '%q ' "$@"
+  if ((DRY_RUN)); then echo "${line% }" >&3; else echo "+ ${line% }" >&2; fi
+}
+
+# A command that changes something.
+run() {
+  show "$@"
+  ((DRY_RUN)) || "$@"
+}
+
+# A command whose success says whether a resource exists. A dry run assumes that it does not
+# (deploy shows the create path) or, during teardown, that it does (teardown shows the deletes).
+DRY_RUN_EXISTS=1
+exists() {
+  show "$@"
+  if ((DRY_RUN)); then return "$DRY_RUN_EXISTS"; fi
+  "$@" >/dev/null 2>&1
+}
+
+# Describe a resource: probe VAR DESCRIBE... stores the output in VAR and succeeds when the
+# resource exists (one call answers both questions). A dry run behaves like `exists`.
+probe() {
+  local var="$1" out=""
+  shift
+  show "$@"
+  if ((DRY_RUN)); then
+    printf -v "$var" '%s' ""
+    return "$DRY_RUN_EXISTS"
+  fi
+  out="$("$@" 2>/dev/null)" || return 1
+  printf -v "$var" '%s' "$out"
+}
+
+# A command whose output is needed; a dry run prints the command and yields $PLACEHOLDER.
+read_value() {
+  local placeholder="$1"
+  shift
+  show "$@"
+  if ((DRY_RUN)); then echo "$placeholder"; else "$@"; fi
+}
+
+# IAM is eventually consistent: a service account created a moment ago may not be bindable yet.
+run_with_retries() {
+  local attempt
+  show "$@"
+  ((DRY_RUN)) && return 0
+  for attempt in 1 2 3 4 5 6; do
+    if "$@"; then return 0; fi
+    ((attempt < 6)) || break
+    echo "retrying in $((attempt * 5)) s (IAM propagation)" >&2
+    sleep $((attempt * 5))
+  done
+  return 1
+}
+
+# Copy a template, replacing __KEY__ placeholders: render SRC DEST KEY=VALUE...
+render() {
+  local src="$1" dest="$2" pair text
+  shift 2
+  text="$(<"$src")"
+  for pair in "$@"; do text="${text//__${pair%%=*}__/${pair#*=}}"; done
+  printf '%s\n' "$text" >"$dest"
+}
+
+# --- steps ----------------------------------------------------------------------------------------
+
+step_apis() {
+  say "enabling APIs"
+  run gcloud services enable "${APIS[@]}" --project="$PROJECT"
+}
+
+step_pubsub() {
+  say "topics and the dead-letter subscription"
+  local state
+  if ! probe state gcloud pubsub topics describe "$TOPIC" --project="$PROJECT" --format=value\(name\); then
+    run gcloud pubsub topics create "$TOPIC" --project="$PROJECT"
+  fi
+
+  if probe state gcloud pubsub topics describe "$DEAD_LETTER_TOPIC" --project="$PROJECT" \
+    --format=value\(messageRetentionDuration\); then
+    if [[ "$state" != "$DLQ_TOPIC_RETENTION_S" ]]; then
+      run gcloud pubsub topics update "$DEAD_LETTER_TOPIC" --project="$PROJECT" \
+        --message-retention-duration="$DLQ_TOPIC_RETENTION"
+    fi
+  else
+    run gcloud pubsub topics create "$DEAD_LETTER_TOPIC" --project="$PROJECT" \
+      --message-retention-duration="$DLQ_TOPIC_RETENTION"
+  fi
+
+  # A pull subscription nobody consumes: dead letters wait here until an operator reads them.
+  if probe state gcloud pubsub subscriptions describe "$DEAD_LETTER_SUBSCRIPTION" --project="$PROJECT" \
+    --format='value[separator=" "](messageRetentionDuration,expirationPolicy.ttl)'; then
+    local retention ttl
+    read -r retention ttl <<<"$state"
+    if [[ "$retention" != "$DLQ_SUBSCRIPTION_RETENTION_S" ]]; then
+      run gcloud pubsub subscriptions update "$DEAD_LETTER_SUBSCRIPTION" --project="$PROJECT" \
+        --message-retention-duration="$DLQ_SUBSCRIPTION_RETENTION"
+    fi
+    if [[ -n "$ttl" ]]; then
+      run gcloud pubsub subscriptions update "$DEAD_LETTER_SUBSCRIPTION" --project="$PROJECT" \
+        --expiration-period=never
+    fi
+  else
+    run gcloud pubsub subscriptions create "$DEAD_LETTER_SUBSCRIPTION" --project="$PROJECT" \
+      --topic="$DEAD_LETTER_TOPIC" --message-retention-duration="$DLQ_SUBSCRIPTION_RETENTION" \
+      --expiration-period=never --ack-deadline=60
+  fi
+}
+
+ensure_service_account() {
+  local name="$1" display="$2"
+  if ! exists gcloud iam service-accounts describe "${name}@${PROJECT}.iam.gserviceaccount.com" --project="$PROJECT"; then
+    run gcloud iam service-accounts create "$name" --project="$PROJECT" --display-name="$display"
+  fi
+}
+
+step_iam() {
+  require IRIS_VM_SERVICE_ACCOUNT
+  say "custom role, service accounts and bindings"
+  local deleted
+  if probe deleted gcloud iam roles describe "$CUSTOM_ROLE_ID" --project="$PROJECT" \
+    --format='value(deleted)'; then
+    # Within 7 days of a teardown the role can be undeleted (its id stays taken for 37 days).
+    if [[ "$deleted" == "True" ]]; then
+      run gcloud iam roles undelete "$CUSTOM_ROLE_ID" --project="$PROJECT"
+    fi
+    run gcloud iam roles update "$CUSTOM_ROLE_ID" --project="$PROJECT" \
+      --file="deploy/gcp/function-role.yaml" --quiet
+  else
+    run gcloud iam roles create "$CUSTOM_ROLE_ID" --project="$PROJECT" \
+      --file="deploy/gcp/function-role.yaml"
+  fi
+
+  ensure_service_account "$FUNCTION_SA_NAME" "mirror-vip function (moves the VIP)"
+  ensure_service_account "$TRIGGER_SA_NAME" "mirror-vip Eventarc trigger (invokes the function)"
+
+  # The function: the custom role, nothing else (stdout logs need no role on Cloud Run).
+  run_with_retries gcloud projects add-iam-policy-binding "$PROJECT" \
+    --member="serviceAccount:${FUNCTION_SA}" --role="$ROLE_NAME" --condition=None --quiet
+  # The trigger: receive events; run.invoker on the function's service is granted after deploy.
+  run_with_retries gcloud projects add-iam-policy-binding "$PROJECT" \
+    --member="serviceAccount:${TRIGGER_SA}" --role=roles/eventarc.eventReceiver --condition=None --quiet
+  # The IRIS VMs: publish to this one topic. No Compute permission at all.
+  run gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project="$PROJECT" \
+    --member="serviceAccount:${IRIS_VM_SERVICE_ACCOUNT}" --role=roles/pubsub.publisher
+}
+
+step_function() {
+  require REGION MIRROR_CONFIG_FILE
+  say "validating $MIRROR_CONFIG_FILE and deploying the function"
+  local env_file="$BUILD_DIR/function-env.yaml" timeout
+  timeout="$("$PYTHON" "$SCRIPT_DIR/render_function_env.py" --mirror-config "$MIRROR_CONFIG_FILE" \
+    --project "$PROJECT" --out "$env_file")" || die "invalid mirror config $MIRROR_CONFIG_FILE"
+  [[ -n "$FUNCTION_TIMEOUT" ]] || FUNCTION_TIMEOUT="${timeout}s"
+
+  run gcloud functions deploy "$FUNCTION_NAME" --gen2 --project="$PROJECT" --region="$REGION" \
+    --runtime=python312 --source=function --entry-point=on_mirror_event \
+    --trigger-topic="$TOPIC" --retry \
+    --service-account="$FUNCTION_SA" --trigger-service-account="$TRIGGER_SA" \
+    --timeout="$FUNCTION_TIMEOUT" --max-instances="$MAX_INSTANCES" \
+    --min-instances="$MIN_INSTANCES" --concurrency=1 --memory=512Mi \
+    --env-vars-file="$env_file" --ingress-settings=internal-only --quiet
+  run_with_retries gcloud functions add-invoker-policy-binding "$FUNCTION_NAME" --project="$PROJECT" \
+    --region="$REGION" --member="serviceAccount:${TRIGGER_SA}"
+}
+
+step_deadletter() {
+  require REGION
+  say "dead-letter policy on the trigger's subscription"
+  local trigger subscription number agent
+  trigger="$(read_value DRY_RUN_TRIGGER gcloud functions describe "$FUNCTION_NAME" --gen2 \
+    --project="$PROJECT" --region="$REGION" --format='value(eventTrigger.trigger)')"
+  [[ -n "$trigger" ]] || die "function $FUNCTION_NAME has no Eventarc trigger (deploy it first)"
+  subscription="$(read_value DRY_RUN_TRIGGER_SUBSCRIPTION gcloud eventarc triggers describe \
+    "$trigger" --project="$PROJECT" --location="$REGION" \
+    --format='value(transport.pubsub.subscription)')"
+  [[ -n "$subscription" ]] || die "trigger $trigger has no Pub/Sub subscription"
+  number="$(read_value DRY_RUN_PROJECT_NUMBER gcloud projects describe "$PROJECT" \
+    --format='value(projectNumber)')"
+  agent="serviceAccount:service-${number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  # Pub/Sub's own service agent forwards undeliverable messages: it must publish to the DLQ topic
+  # and acknowledge on the source subscription.
+  run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --project="$PROJECT" \
+    --member="$agent" --role=roles/pubsub.publisher
+  run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$PROJECT" \
+    --member="$agent" --role=roles/pubsub.subscriber
+  run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
+    --dead-letter-topic="$DLQ_TOPIC_PATH" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
+}
+
+notification_channel() {
+  if [[ -n "$NOTIFICATION_CHANNEL" ]]; then
+    echo "$NOTIFICATION_CHANNEL"
+    return
+  fi
+  [[ -n "$ALERT_EMAIL" ]] || die "NOTIFICATION_CHANNEL or ALERT_EMAIL is required"
+  local channel
+  channel="$(read_value "" gcloud beta monitoring channels list --project="$PROJECT" \
+    --filter="type=\"email\" AND labels.email_address=\"${ALERT_EMAIL}\"" \
+    --format='value(name)' --limit=1)"
+  if [[ -z "$channel" ]]; then
+    channel="$(read_value DRY_RUN_CHANNEL gcloud beta monitoring channels create \
+      --project="$PROJECT" --display-name="mirror-vip alerts (${ALERT_EMAIL})" --type=email \
+      --channel-labels="email_address=${ALERT_EMAIL}" --user-labels="$MANAGED_LABEL" \
+      --format='value(name)')"
+  fi
+  echo "$channel"
+}
+
+step_monitoring() {
+  say "log-based metrics, dashboard and alert policies"
+  local file metric existing channel policy display
+  for file in deploy/gcp/metrics/*.yaml; do
+    metric="$(basename "$file" .yaml)"
+    if exists gcloud logging metrics describe "$metric" --project="$PROJECT"; then
+      run gcloud logging metrics update "$metric" --project="$PROJECT" --config-from-file="$file"
+    else
+      run gcloud logging metrics create "$metric" --project="$PROJECT" --config-from-file="$file"
+    fi
+  done
+
+  render deploy/gcp/dashboard.json "$BUILD_DIR/dashboard.json" \
+    "DEAD_LETTER_SUBSCRIPTION=$DEAD_LETTER_SUBSCRIPTION" "PROJECT=$PROJECT"
+  existing="$(read_value "" gcloud monitoring dashboards list --project="$PROJECT" \
+    --filter="displayName=\"${DASHBOARD_NAME}\"" --format='value(name)' --limit=1)"
+  if [[ -n "$existing" ]]; then
+    run gcloud monitoring dashboards update "$existing" --project="$PROJECT" \
+      --config-from-file="$BUILD_DIR/dashboard.json"
+  else
+    run gcloud monitoring dashboards create --project="$PROJECT" \
+      --config-from-file="$BUILD_DIR/dashboard.json"
+  fi
+
+  channel="$(notification_channel)"
+  for file in deploy/gcp/alerts/*.yaml; do
+    policy="$BUILD_DIR/alert-$(basename "$file")"
+    render "$file" "$policy" "DEAD_LETTER_SUBSCRIPTION=$DEAD_LETTER_SUBSCRIPTION" \
+      "NOTIFICATION_CHANNEL=$channel"
+    display="$(sed -n 's/^displayName: "\(.*\)"$/\1/p' "$file")"
+    existing="$(read_value "" gcloud alpha monitoring policies list --project="$PROJECT" \
+      --filter="displayName=\"${display}\"" --format='value(name)' --limit=1)"
+    if [[ -n "$existing" ]]; then
+      run gcloud alpha monitoring policies update "$existing" --project="$PROJECT" \
+        --policy-from-file="$policy"
+    else
+      run gcloud alpha monitoring policies create --project="$PROJECT" --policy-from-file="$policy"
+    fi
+  done
+}
+
+# Delete, if it exists: delete_if DESCRIBE... -- DELETE...
+delete_if() {
+  local describe=()
+  while [[ "$1" != "--" ]]; do describe+=("$1"); shift; done
+  shift
+  if exists "${describe[@]}"; then run "$@"; fi
+}
+
+step_teardown() {
+  require REGION
+  say "removing everything deploy.sh created"
+  DRY_RUN_EXISTS=0
+  local file display name deleted
+  for file in deploy/gcp/alerts/*.yaml; do
+    display="$(sed -n 's/^displayName: "\(.*\)"$/\1/p' "$file")"
+    for name in $(read_value DRY_RUN_POLICY gcloud alpha monitoring policies list --project="$PROJECT" \
+      --filter="displayName=\"${display}\"" --format='value(name)'); do
+      run gcloud alpha monitoring policies delete "$name" --project="$PROJECT" --quiet
+    done
+  done
+  for name in $(read_value DRY_RUN_CHANNEL gcloud beta monitoring channels list --project="$PROJECT" \
+    --filter="userLabels.managed-by=\"mirror-vip\"" --format='value(name)'); do
+    run gcloud beta monitoring channels delete "$name" --project="$PROJECT" --force --quiet
+  done
+  for name in $(read_value DRY_RUN_DASHBOARD gcloud monitoring dashboards list --project="$PROJECT" \
+    --filter="displayName=\"${DASHBOARD_NAME}\"" --format='value(name)'); do
+    run gcloud monitoring dashboards delete "$name" --project="$PROJECT" --quiet
+  done
+  for file in deploy/gcp/metrics/*.yaml; do
+    name="$(basename "$file" .yaml)"
+    delete_if gcloud logging metrics describe "$name" --project="$PROJECT" -- \
+      gcloud logging metrics delete "$name" --project="$PROJECT" --quiet
+  done
+
+  # Deleting the function deletes its Eventarc trigger and the trigger's subscription.
+  delete_if gcloud functions describe "$FUNCTION_NAME" --gen2 --project="$PROJECT" --region="$REGION" -- \
+    gcloud functions delete "$FUNCTION_NAME" --gen2 --project="$PROJECT" --region="$REGION" --quiet
+
+  delete_if gcloud pubsub subscriptions describe "$DEAD_LETTER_SUBSCRIPTION" --project="$PROJECT" -- \
+    gcloud pubsub subscriptions delete "$DEAD_LETTER_SUBSCRIPTION" --project="$PROJECT" --quiet
+  delete_if gcloud pubsub topics describe "$DEAD_LETTER_TOPIC" --project="$PROJECT" -- \
+    gcloud pubsub topics delete "$DEAD_LETTER_TOPIC" --project="$PROJECT" --quiet
+  # The topic's IAM policy (the IRIS VMs' publisher grant) goes with the topic.
+  delete_if gcloud pubsub topics describe "$TOPIC" --project="$PROJECT" -- \
+    gcloud pubsub topics delete "$TOPIC" --project="$PROJECT" --quiet
+
+  # Project bindings first, so no "deleted:serviceAccount:..." members are left behind.
+  run gcloud projects remove-iam-policy-binding "$PROJECT" \
+    --member="serviceAccount:${FUNCTION_SA}" --role="$ROLE_NAME" --condition=None --quiet ||
+    echo "(binding of $FUNCTION_SA already gone)" >&2
+  run gcloud projects remove-iam-policy-binding "$PROJECT" \
+    --member="serviceAccount:${TRIGGER_SA}" --role=roles/eventarc.eventReceiver --condition=None --quiet ||
+    echo "(binding of $TRIGGER_SA already gone)" >&2
+  delete_if gcloud iam service-accounts describe "$FUNCTION_SA" --project="$PROJECT" -- \
+    gcloud iam service-accounts delete "$FUNCTION_SA" --project="$PROJECT" --quiet
+  delete_if gcloud iam service-accounts describe "$TRIGGER_SA" --project="$PROJECT" -- \
+    gcloud iam service-accounts delete "$TRIGGER_SA" --project="$PROJECT" --quiet
+  # A deleted custom role can be undeleted for 7 days; deploy.sh does so when re-run.
+  if probe deleted gcloud iam roles describe "$CUSTOM_ROLE_ID" --project="$PROJECT" \
+    --format='value(deleted)' && [[ "$deleted" != "True" ]]; then
+    run gcloud iam roles delete "$CUSTOM_ROLE_ID" --project="$PROJECT" --quiet
+  fi
+}
+
+for step in "${STEPS[@]}"; do
+  "step_$step"
+done
+((DRY_RUN)) || say "done: ${STEPS[*]}"

@@ -1,0 +1,75 @@
+"""Run deploy/gcp/deploy.sh the way a user does, and read what it printed or would run."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = REPO_ROOT / "deploy" / "gcp"
+DEPLOY_SH = DEPLOY_DIR / "deploy.sh"
+PROJECT = "demo-mirror-vip"
+IRIS_SA = f"iris-vm@{PROJECT}.iam.gserviceaccount.com"
+
+
+def write_config(directory: Path, **settings: str) -> Path:
+    """A deploy.env with the required settings, plus or minus `settings` (empty value = unset)."""
+    values = {
+        "PROJECT": PROJECT,
+        "REGION": "us-central1",
+        "MIRROR_CONFIG_FILE": str(DEPLOY_DIR / "mirrors.example.yaml"),
+        "IRIS_VM_SERVICE_ACCOUNT": IRIS_SA,
+        "ALERT_EMAIL": "oncall@example.com",
+        "BUILD_DIR": str(directory / "build"),
+    } | settings
+    path = directory / "deploy.env"
+    path.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items() if v))
+    return path
+
+
+@dataclass(frozen=True)
+class Command:
+    """One gcloud command line: its words, and its --flag=value options."""
+
+    argv: tuple[str, ...]
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The positional words (`gcloud pubsub topics create NAME`)."""
+        return tuple(word for word in self.argv if not word.startswith("-"))
+
+    def flag(self, name: str) -> str | None:
+        """The value of `--name=value`, "" for a bare `--name`, None when absent."""
+        for word in self.argv:
+            if word == f"--{name}":
+                return ""
+            if word.startswith(f"--{name}="):
+                return word.split("=", 1)[1]
+        return None
+
+    def startswith(self, *words: str) -> bool:
+        return self.words[: len(words)] == words
+
+
+def parse_dry_run(stdout: str) -> list[Command]:
+    """A dry run prints one shell-quoted command per line."""
+    return [Command(tuple(shlex.split(line))) for line in stdout.splitlines() if line.strip()]
+
+
+def run_deploy(
+    *args: str, config: Path, env: Mapping[str, str] | None = None, timeout: float = 100
+) -> subprocess.CompletedProcess[str]:
+    """Run deploy.sh from another directory (it must find its own files)."""
+    return subprocess.run(
+        [str(DEPLOY_SH), "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=config.parent,
+        env=dict(env if env is not None else os.environ),
+    )
