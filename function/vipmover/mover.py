@@ -14,6 +14,7 @@ checked against the plan.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +30,7 @@ from .errors import (
     MirrorVipError,
     NotConverged,
     OperationFailed,
+    OperationTimeout,
     RetryableError,
 )
 from .plan import (
@@ -90,10 +92,6 @@ class Mover:
             RequestRefused: the API refused a request as invalid.
         """
         deadline = time.monotonic() + self.operation_timeout_s
-        # requestIds are unique per delivery: GCE ties an id to its first operation, failures
-        # included, so a redelivery reusing ids would only get the old failure back. Within a
-        # delivery, a retried call reuses its id; after any change the fingerprint differs.
-        event_key = f"{event_key}/{secrets.token_hex(8)}"
         started = time.monotonic()
         nics, address = self._read(mirror, deadline)
         report.step("read", started)
@@ -112,24 +110,13 @@ class Mover:
             return "already_in_place"
 
         started = time.monotonic()
-        _run_concurrently(
-            {
-                "private_ms": lambda: self._move_private(
-                    mirror, plan, nics, event_key, report, deadline
-                ),
-                "public_ms": lambda: self._move_public(
-                    mirror, plan, target_nic, event_key, report, deadline
-                ),
-            },
-            report,
-        )
+        run = _MoveRun(self.gateway, mirror, plan, nics, event_key, report, deadline)
+        _run_concurrently({"private_ms": run.move_private, "public_ms": run.move_public}, report)
         report.step("apply", started)
         started = time.monotonic()
         self._verify(mirror, plan, nics, deadline)
         report.step("verify", started)
         return "moved"
-
-    # -- read ---------------------------------------------------------------------------------
 
     def _read(
         self, mirror: MirrorConfig, deadline: float
@@ -157,106 +144,6 @@ class Mover:
             nics = {ref: future.result() for ref, future in reads.items()}
             return nics, address.result() if address else None
 
-    # -- private VIP --------------------------------------------------------------------------
-
-    def _move_private(
-        self,
-        mirror: MirrorConfig,
-        plan: MovePlan,
-        nics: Mapping[InstanceRef, NicState | Unreadable],
-        event_key: str,
-        report: MoveReport,
-        deadline: float,
-    ) -> None:
-        removals = {
-            f"remove:{ref.name}": partial(
-                self._set_vip, mirror, _nic(nics, ref), False, event_key, deadline
-            )
-            for ref in plan.remove_from
-        }
-        if removals:
-            _run_concurrently(removals, None)
-            report.actions.extend(f"remove_alias:{ref.name}" for ref in plan.remove_from)
-        if plan.add_to_target:
-            try:
-                self._set_vip(mirror, _nic(nics, plan.target), True, event_key, deadline)
-            except OperationFailed as err:
-                if plan.unreadable and err.code == "IP_IN_USE_BY_ANOTHER_RESOURCE":
-                    names = ", ".join(str(u.instance) for u in plan.unreadable)
-                    raise OperationFailed(
-                        err.code, f"{err}; unreadable member(s) {names} may still hold the VIP"
-                    ) from err
-                raise
-            report.actions.append(f"add_alias:{plan.target.name}")
-
-    def _set_vip(
-        self, mirror: MirrorConfig, nic: NicState, present: bool, event_key: str, deadline: float
-    ) -> None:
-        """Add or remove the VIP on one NIC, keeping every other alias.
-
-        A stale fingerprint, refused on the request (412) or when the operation applies
-        (`CONDITION_NOT_MET`), means the NIC changed since it was read: read it again and redo
-        the change from the fresh alias list.
-        """
-        step = "add_alias" if present else "remove_alias"
-        for _ in range(MAX_FINGERPRINT_ATTEMPTS):
-            if present:
-                aliases = aliases_with(nic, mirror.vip, mirror.subnetwork_range_name)
-            else:
-                aliases = aliases_without(nic, mirror.vip)
-            if aliases == nic.alias_ranges:
-                return
-            rid = request_id(event_key, str(nic.instance), step, nic.fingerprint)
-            try:
-                op = self.gateway.set_aliases(nic, mirror.network_interface, aliases, rid, deadline)
-                self.gateway.wait(op, deadline)
-                return
-            except FingerprintRace:
-                pass
-            except OperationFailed as err:
-                if err.code != "CONDITION_NOT_MET":
-                    raise
-            nic = self.gateway.read_nic(nic.instance, mirror.network_interface, deadline)
-        raise FingerprintRace(f"{nic.instance}: NIC changed on {MAX_FINGERPRINT_ATTEMPTS} tries")
-
-    # -- public IP ----------------------------------------------------------------------------
-
-    def _move_public(
-        self,
-        mirror: MirrorConfig,
-        plan: MovePlan,
-        target_nic: NicState,
-        event_key: str,
-        report: MoveReport,
-        deadline: float,
-    ) -> None:
-        public, config = plan.public, mirror.public_ip
-        if public is None or config is None or not public.changes:
-            return
-        nic_name = mirror.network_interface
-        gateway = self.gateway
-
-        def delete(ref: InstanceRef, name: str) -> None:
-            rid = request_id(event_key, str(ref), "deleteAccessConfig", name)
-            gateway.wait(gateway.delete_access_config(ref, nic_name, name, rid, deadline), deadline)
-
-        frees: dict[str, Callable[[], None]] = {
-            f"release:{ref.name}": partial(delete, ref, name) for ref, name in public.release
-        }
-        if public.clear_target:
-            frees[f"clear:{plan.target.name}"] = partial(delete, plan.target, public.clear_target)
-        _run_concurrently(frees, None)
-        report.actions.extend(_public_free_actions(public, plan.target))
-        if public.attach:
-            rid = request_id(event_key, str(plan.target), "addAccessConfig", target_nic.fingerprint)
-            op = gateway.add_access_config(
-                plan.target, nic_name, config.access_config_name, public.address, rid, deadline
-            )
-            gateway.wait(op, deadline)
-            report.actions.append(f"attach_public_ip:{plan.target.name}")
-
-    # -- verify -------------------------------------------------------------------------------
-
     def _verify(
         self,
         mirror: MirrorConfig,
@@ -267,34 +154,213 @@ class Mover:
         """Read the members back: the target alone holds the VIP and public IP, no alias lost."""
         readable = [ref for ref, nic in before.items() if isinstance(nic, NicState)]
         with ThreadPoolExecutor(max_workers=len(readable)) as pool:
-            after = dict(
-                zip(
-                    readable,
-                    pool.map(
-                        lambda ref: self.gateway.read_nic(ref, mirror.network_interface, deadline),
-                        readable,
-                    ),
-                    strict=True,
-                )
-            )
+            reads = [
+                pool.submit(self.gateway.read_nic, ref, mirror.network_interface, deadline)
+                for ref in readable
+            ]
+            after = [future.result() for future in reads]
         problems = []
-        for ref, nic in after.items():
-            should_hold = ref == plan.target
-            if holds_vip(nic, mirror.vip) != should_hold:
-                problems.append(f"{ref} {'lacks' if should_hold else 'still holds'} the VIP")
-            was = before[ref]
+        for nic in after:
+            was = before[nic.instance]
             assert isinstance(was, NicState)
-            lost = set(aliases_without(was, mirror.vip)) - set(aliases_without(nic, mirror.vip))
-            if lost:
-                problems.append(f"{ref} lost alias(es) {sorted(a.ip_cidr_range for a in lost)}")
-            if plan.public is not None:
-                has_ip = any(c.nat_ip == plan.public.address for c in nic.access_configs)
-                if has_ip != should_hold:
-                    problems.append(
-                        f"{ref} {'lacks' if should_hold else 'still has'} {plan.public.address}"
-                    )
+            problems.extend(_divergence(mirror, plan, was, nic))
         if problems:
             raise NotConverged("; ".join(problems))
+
+
+def _divergence(mirror: MirrorConfig, plan: MovePlan, was: NicState, now: NicState) -> list[str]:
+    """How one NIC, read back after the move, differs from the plan."""
+    ref = now.instance
+    should_hold = ref == plan.target
+    problems = []
+    if holds_vip(now, mirror.vip) != should_hold:
+        problems.append(f"{ref} {'lacks' if should_hold else 'still holds'} the VIP")
+    lost = set(aliases_without(was, mirror.vip)) - set(aliases_without(now, mirror.vip))
+    if lost:
+        problems.append(f"{ref} lost alias(es) {sorted(a.ip_cidr_range for a in lost)}")
+    if plan.public is not None:
+        has_ip = any(c.nat_ip == plan.public.address for c in now.access_configs)
+        if has_ip != should_hold:
+            problems.append(
+                f"{ref} {'lacks' if should_hold else 'still has'} {plan.public.address}"
+            )
+    return problems
+
+
+class _MoveRun:
+    """The writes of one move: the private and the public chain, run concurrently.
+
+    Where both chains write to one NIC, their writes are ordered so that no write invalidates
+    the fingerprint of another one in flight (if GCE checks it again when an operation applies,
+    that would cost a whole extra operation):
+
+        old primary:  remove alias  ->  release static IP   (sent once the PATCH is accepted)
+        new primary:  drop ephemeral IP  ->  add alias  ->  attach static IP
+
+    The waits cost almost nothing: each write waited for is in the other chain's first slot.
+    """
+
+    def __init__(
+        self,
+        gateway: ComputeGateway,
+        mirror: MirrorConfig,
+        plan: MovePlan,
+        nics: Mapping[InstanceRef, NicState | Unreadable],
+        event_key: str,
+        report: MoveReport,
+        deadline: float,
+    ) -> None:
+        self.gateway = gateway
+        self.mirror = mirror
+        self.plan = plan
+        self.nics = nics
+        # requestIds are unique per delivery: GCE ties an id to its first operation, failures
+        # included, so a redelivery reusing ids would only get the old failure back. Within a
+        # delivery a retried call reuses its id; after any change the fingerprint differs.
+        self.key = f"{event_key}/{secrets.token_hex(8)}"
+        self.report = report
+        self.deadline = deadline
+        patched = (*plan.remove_from, *((plan.target,) if plan.add_to_target else ()))
+        self._alias_sent = {ref: threading.Event() for ref in patched}
+        self._target_cleared = threading.Event()
+        if not (plan.public and plan.public.clear_target):
+            self._target_cleared.set()
+
+    # -- private VIP --------------------------------------------------------------------------
+
+    def move_private(self) -> None:
+        """Remove the VIP from every other holder, then add it to the target."""
+        plan = self.plan
+        try:
+            removals = {
+                f"remove:{ref.name}": partial(self._set_vip, self._nic(ref), False)
+                for ref in plan.remove_from
+            }
+            _run_concurrently(removals, None)
+            self.report.actions.extend(f"remove_alias:{ref.name}" for ref in plan.remove_from)
+            if plan.add_to_target:
+                self._add_to_target()
+                self.report.actions.append(f"add_alias:{plan.target.name}")
+        finally:
+            for sent in self._alias_sent.values():
+                sent.set()
+
+    def _add_to_target(self) -> None:
+        target = self.plan.target
+        nic = self._nic(target)
+        _wait_for(self._target_cleared, self.deadline, f"{target}: ephemeral IP removal")
+        if self.plan.public and self.plan.public.clear_target:
+            # Dropping the ephemeral IP changed the fingerprint: read it rather than earn a 412.
+            nic = self.gateway.read_nic(target, self.mirror.network_interface, self.deadline)
+        try:
+            self._set_vip(nic, True)
+        except OperationFailed as err:
+            if self.plan.unreadable and err.code == "IP_IN_USE_BY_ANOTHER_RESOURCE":
+                names = ", ".join(str(u.instance) for u in self.plan.unreadable)
+                raise OperationFailed(
+                    err.code, f"{err}; unreadable member(s) {names} may still hold the VIP"
+                ) from err
+            raise
+
+    def _set_vip(self, nic: NicState, present: bool) -> None:
+        """Add or remove the VIP on one NIC, keeping every other alias.
+
+        A stale fingerprint, refused on the request (412) or when the operation applies
+        (`CONDITION_NOT_MET`), means the NIC changed since it was read: read it again and redo
+        the change from the fresh alias list.
+        """
+        mirror, gateway = self.mirror, self.gateway
+        step = "add_alias" if present else "remove_alias"
+        sent = self._alias_sent[nic.instance]
+        try:
+            for _ in range(MAX_FINGERPRINT_ATTEMPTS):
+                if present:
+                    aliases = aliases_with(nic, mirror.vip, mirror.subnetwork_range_name)
+                else:
+                    aliases = aliases_without(nic, mirror.vip)
+                if aliases == nic.alias_ranges:
+                    return
+                rid = request_id(self.key, str(nic.instance), step, nic.fingerprint)
+                try:
+                    op = gateway.set_aliases(
+                        nic, mirror.network_interface, aliases, rid, self.deadline
+                    )
+                    sent.set()
+                    gateway.wait(op, self.deadline)
+                    return
+                except FingerprintRace:
+                    pass
+                except OperationFailed as err:
+                    if err.code != "CONDITION_NOT_MET":
+                        raise
+                nic = gateway.read_nic(nic.instance, mirror.network_interface, self.deadline)
+        finally:
+            sent.set()
+        raise FingerprintRace(f"{nic.instance}: NIC changed on {MAX_FINGERPRINT_ATTEMPTS} tries")
+
+    # -- public IP ----------------------------------------------------------------------------
+
+    def move_public(self) -> None:
+        """Free the static IP and the target's access config slot, then attach the static IP."""
+        public, config, target = self.plan.public, self.mirror.public_ip, self.plan.target
+        if public is None or config is None or not public.changes:
+            return
+        frees: dict[str, Callable[[], None]] = {
+            f"release:{ref.name}": partial(self._release, ref, name) for ref, name in public.release
+        }
+        if public.clear_target:
+            frees[f"clear:{target.name}"] = partial(self._clear_target, public.clear_target)
+        _run_concurrently(frees, None)
+        self.report.actions.extend(_public_free_actions(public, target))
+        if public.attach:
+            self._after_alias_patch(target)
+            rid = request_id(
+                self.key, str(target), "addAccessConfig", self._nic(target).fingerprint
+            )
+            op = self.gateway.add_access_config(
+                target,
+                self.mirror.network_interface,
+                config.access_config_name,
+                public.address,
+                rid,
+                self.deadline,
+            )
+            self.gateway.wait(op, self.deadline)
+            self.report.actions.append(f"attach_public_ip:{target.name}")
+
+    def _clear_target(self, name: str) -> None:
+        try:
+            self._delete_access_config(self.plan.target, name)
+        finally:
+            self._target_cleared.set()
+
+    def _release(self, ref: InstanceRef, name: str) -> None:
+        self._after_alias_patch(ref)
+        self._delete_access_config(ref, name)
+
+    def _delete_access_config(self, ref: InstanceRef, name: str) -> None:
+        rid = request_id(self.key, str(ref), "deleteAccessConfig", name)
+        op = self.gateway.delete_access_config(
+            ref, self.mirror.network_interface, name, rid, self.deadline
+        )
+        self.gateway.wait(op, self.deadline)
+
+    def _after_alias_patch(self, ref: InstanceRef) -> None:
+        """Hold an access-config write to `ref` until its alias PATCH, if any, is accepted."""
+        sent = self._alias_sent.get(ref)
+        if sent is not None:
+            _wait_for(sent, self.deadline, f"{ref}: alias update")
+
+    def _nic(self, ref: InstanceRef) -> NicState:
+        nic = self.nics[ref]
+        if isinstance(nic, Unreadable):
+            raise _unreadable_error(nic)
+        return nic
+
+
+def _wait_for(event: threading.Event, deadline: float, what: str) -> None:
+    if not event.wait(max(0.0, deadline - time.monotonic())):
+        raise OperationTimeout(f"{what} did not happen before the deadline")
 
 
 def _public_free_actions(public: PublicIpPlan, target: InstanceRef) -> list[str]:
@@ -302,13 +368,6 @@ def _public_free_actions(public: PublicIpPlan, target: InstanceRef) -> list[str]
     if public.clear_target:
         actions.append(f"drop_ephemeral_ip:{target.name}")
     return actions
-
-
-def _nic(nics: Mapping[InstanceRef, NicState | Unreadable], ref: InstanceRef) -> NicState:
-    nic = nics[ref]
-    if isinstance(nic, Unreadable):
-        raise _unreadable_error(nic)
-    return nic
 
 
 def _unreadable_error(nic: Unreadable) -> RetryableError:
