@@ -1,0 +1,165 @@
+"""The metrics, dashboard and alerts read only what the function really logs.
+
+A log-based metric on a field that no longer exists is silently empty: the dashboard goes flat and
+the alert never fires. These tests tie every `jsonPayload.X` in deploy/gcp/ to
+`vipmover.outcome.LOG_FIELDS` and to a real outcome line, so renaming a log field breaks a test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+import yaml
+
+from vipmover.outcome import COMPONENT, LOG_FIELDS, Outcome, OutcomeName, log_outcome
+
+from .script import DEPLOY_DIR
+
+pytestmark = pytest.mark.unit
+
+JSON_PAYLOAD_FIELD = re.compile(r"jsonPayload\.([A-Za-z_][A-Za-z0-9_]*)")
+EQUALS_VALUE = re.compile(r'jsonPayload\.([A-Za-z_]+)\s*=\s*"([^"]*)"')
+METRIC_LABEL = re.compile(r"metric\.label\.\"?([A-Za-z_]+)")
+USER_METRIC = re.compile(r"logging\.googleapis\.com/user/([A-Za-z0-9_]+)")
+METRIC_FILES = sorted((DEPLOY_DIR / "metrics").glob("*.yaml"))
+ALERT_FILES = sorted((DEPLOY_DIR / "alerts").glob("*.yaml"))
+DASHBOARD = DEPLOY_DIR / "dashboard.json"
+MONITORING_FILES = [*METRIC_FILES, *ALERT_FILES, DASHBOARD]
+
+
+def strings(node: Any) -> list[str]:
+    """Every string value in a parsed document (filters, extractors, group-by fields)."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in strings(value)]
+    return []
+
+
+def load(path: Path) -> Any:
+    return (
+        json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+    )
+
+
+def referenced_fields(path: Path) -> set[str]:
+    return {m for s in strings(load(path)) for m in JSON_PAYLOAD_FIELD.findall(s)}
+
+
+def metric_labels() -> dict[str, set[str]]:
+    """Each log-based metric's labels, from its file."""
+    return {path.stem: set(load(path).get("labelExtractors", {})) for path in METRIC_FILES}
+
+
+@pytest.fixture
+def outcome_line(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """One real outcome line, as the function writes it to stdout (Cloud Logging's jsonPayload)."""
+    capsys.readouterr()
+    log_outcome(
+        Outcome(
+            event_id="1234567890",
+            outcome="failed",
+            event_type="became_primary",
+            mirror="IRISMIRROR",
+            member="iris-b",
+            from_instance="demo/us-central1-a/iris-a",
+            to_instance="demo/us-central1-b/iris-b",
+            vip="10.0.0.250/32",
+            duration_ms=1234,
+            error="operation timed out",
+            error_reason="OperationTimeout",
+            retry=True,
+        )
+    )
+    # The first line of a process is the logging library's own diagnostic entry: skip it.
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    ours: list[dict[str, Any]] = [line for line in lines if line.get("event_id") == "1234567890"]
+    assert len(ours) == 1, lines
+    return ours[0]
+
+
+def test_monitoring_files_exist_and_read_the_outcome_line() -> None:
+    assert METRIC_FILES
+    assert ALERT_FILES
+    fields = set().union(*(referenced_fields(p) for p in MONITORING_FILES))
+    assert {"component", "outcome", "mirror", "duration_ms", "error_reason"} <= fields
+
+
+@pytest.mark.parametrize("path", MONITORING_FILES, ids=lambda p: p.name)
+def test_only_logged_fields_are_referenced(path: Path) -> None:
+    unknown = referenced_fields(path) - LOG_FIELDS
+    assert not unknown, f"{path.name} reads jsonPayload fields the function never logs: {unknown}"
+
+
+@pytest.mark.parametrize("path", MONITORING_FILES, ids=lambda p: p.name)
+def test_referenced_fields_are_in_a_real_outcome_line(
+    path: Path, outcome_line: dict[str, Any]
+) -> None:
+    missing = referenced_fields(path) - set(outcome_line)
+    assert not missing, f"{path.name} reads {missing}, absent from {sorted(outcome_line)}"
+
+
+@pytest.mark.parametrize("path", MONITORING_FILES, ids=lambda p: p.name)
+def test_compared_values_are_values_the_function_writes(path: Path) -> None:
+    allowed = {"component": {COMPONENT}, "outcome": set(get_args(OutcomeName))}
+    for text in strings(load(path)):
+        for field, value in EQUALS_VALUE.findall(text):
+            assert field in allowed, f"{path.name}: compares {field}, whose values are not pinned"
+            assert value in allowed[field], f"{path.name}: {field} is never {value!r}"
+
+
+def test_every_filter_selects_the_functions_lines_by_component() -> None:
+    filters = [load(p)["filter"] for p in METRIC_FILES]
+    filters += [
+        c["conditionMatchedLog"]["filter"]
+        for p in ALERT_FILES
+        for c in load(p)["conditions"]
+        if "conditionMatchedLog" in c
+    ]
+    filters += [s for s in strings(load(DASHBOARD)) if "jsonPayload." in s]
+    assert filters
+    for text in filters:
+        assert f'jsonPayload.component="{COMPONENT}"' in text, text
+
+
+def test_the_component_filter_matches_a_real_line(outcome_line: dict[str, Any]) -> None:
+    assert outcome_line["component"] == COMPONENT
+    assert isinstance(outcome_line["duration_ms"], int)  # the distribution's value extractor
+
+
+@pytest.mark.parametrize("path", [*ALERT_FILES, DASHBOARD], ids=lambda p: p.name)
+def test_charts_and_alerts_use_existing_metrics_and_labels(path: Path) -> None:
+    labels = metric_labels()
+    for text in strings(load(path)):
+        for metric in USER_METRIC.findall(text):
+            assert metric in labels, f"{path.name} uses undefined log-based metric {metric}"
+            unknown = set(METRIC_LABEL.findall(text)) - labels[metric]
+            assert not unknown, f"{path.name}: {metric} has no label(s) {unknown}"
+
+
+def test_metric_label_extractors_read_logged_fields() -> None:
+    for path in METRIC_FILES:
+        metric = load(path)
+        declared = {label["key"] for label in metric["metricDescriptor"].get("labels", [])}
+        assert declared == set(metric.get("labelExtractors", {})), path.name
+
+
+def test_dead_letter_alert_watches_the_dead_letter_subscription() -> None:
+    policy = load(DEPLOY_DIR / "alerts" / "dead-letters.yaml")
+    (condition,) = policy["conditions"]
+    text = condition["conditionThreshold"]["filter"]
+    assert "pubsub.googleapis.com/subscription/num_undelivered_messages" in text
+    assert "__DEAD_LETTER_SUBSCRIPTION__" in text
+
+
+def test_failed_move_alert_fires_on_outcome_failed() -> None:
+    policy = load(DEPLOY_DIR / "alerts" / "failed-moves.yaml")
+    (condition,) = policy["conditions"]
+    assert 'jsonPayload.outcome="failed"' in condition["conditionMatchedLog"]["filter"]
+    assert policy["notificationChannels"] == ["__NOTIFICATION_CHANNEL__"]
