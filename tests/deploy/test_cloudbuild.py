@@ -24,8 +24,9 @@ def build() -> dict[str, Any]:
 
 
 def step(build: dict[str, Any], step_id: str) -> dict[str, Any]:
-    (found,) = [s for s in build["steps"] if s.get("id") == step_id]
-    return found
+    found: list[dict[str, Any]] = [s for s in build["steps"] if s.get("id") == step_id]
+    assert len(found) == 1, f"expected one step {step_id!r}"
+    return found[0]
 
 
 def script_of(step: dict[str, Any]) -> str:
