@@ -99,7 +99,11 @@ DLQ_TOPIC_PATH="projects/${PROJECT}/topics/${DEAD_LETTER_TOPIC}"
 
 if [[ -z "$BUILD_DIR" ]]; then
   BUILD_DIR="$(mktemp -d "${TMPDIR:-/tmp}/mirror-vip-deploy.XXXXXX")"
-  ((DRY_RUN)) || trap 'rm -rf "$BUILD_DIR"' EXIT
+  if ((DRY_RUN)); then
+    say "rendered files (env file, dashboard, alert policies) are kept in $BUILD_DIR"
+  else
+    trap 'rm -rf "$BUILD_DIR"' EXIT
+  fi
 fi
 mkdir -p "$BUILD_DIR"
 
@@ -169,10 +173,13 @@ run_with_retries() {
 
 # Copy a template, replacing __KEY__ placeholders: render SRC DEST KEY=VALUE...
 render() {
-  local src="$1" dest="$2" pair text
+  local src="$1" dest="$2" pair text value
   shift 2
   text="$(<"$src")"
-  for pair in "$@"; do text="${text//__${pair%%=*}__/${pair#*=}}"; done
+  for pair in "$@"; do
+    value="${pair#*=}"   # quoted below: no pattern or '&' expansion in names
+    text="${text//"__${pair%%=*}__"/"$value"}"
+  done
   printf '%s\n' "$text" >"$dest"
 }
 
