@@ -1,0 +1,221 @@
+"""`make demo`: a real failover and failback of an IRIS mirror's VIP, on this machine.
+
+Starts the local stack (`stack.LocalStack`: Compute, metadata and Pub/Sub emulators, the function
+under functions-framework fed by a push subscription), then does what IRIS would: the backup's
+^ZMIRROR calls the publisher, and later the old primary's does (failback). For each move it
+prints a timeline measured from the publish call, the function's structured log line, and where
+the VIP and the static IP are now, read back through the Compute API. Every process it started is
+stopped on exit, error, Ctrl-C or SIGTERM.
+
+    python deploy/local/demo.py [--op-latency 1.0] [--mirrors 1] [--keep-running] [--no-failback]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+for _extra in (HERE, HERE.parents[1] / "publisher"):
+    if str(_extra) not in sys.path:
+        sys.path.insert(0, str(_extra))
+
+from stack import (  # noqa: E402
+    LocalStack,
+    MirrorLayout,
+    StackError,
+    StackOptions,
+    format_timeline,
+    holds_everything,
+    iris_member_name,
+    mirror_layout,
+)
+
+NOISY_FIELDS = ("logging.googleapis.com/", "httpRequest")
+"""Fields Cloud Logging fills in itself; left out of the printed lines to keep them readable."""
+
+
+class Terminated(Exception):
+    """SIGTERM, turned into an exception so that `finally` stops the stack."""
+
+
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="demo.py", description="A real failover and failback of mirror-vip on local emulators."
+    )
+    parser.add_argument(
+        "--op-latency",
+        type=float,
+        default=1.0,
+        help="seconds each Compute operation takes to apply (GCE: several); default 1.0",
+    )
+    parser.add_argument(
+        "--mirrors", type=int, default=1, help="mirrors served by the one function; default 1"
+    )
+    parser.add_argument("--no-failback", action="store_true", help="fail over only")
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the demo keep the stack up and print how to publish events by hand",
+    )
+    parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for a move")
+    args = parser.parse_args(argv)
+    if not 1 <= args.mirrors <= 100:
+        parser.error("--mirrors must be 1..100")
+    if args.op_latency < 0:
+        parser.error("--op-latency must be >= 0")
+    return args
+
+
+def printable(record: dict[str, Any]) -> str:
+    """One outcome line without the fields Cloud Logging adds for itself."""
+    kept = {k: v for k, v in record.items() if not k.startswith(NOISY_FIELDS)}
+    return json.dumps(kept, separators=(", ", ": "))
+
+
+def describe_holder(stack: LocalStack, mirror: MirrorLayout) -> str:
+    holder = stack.holder(mirror.name)
+    vip = ", ".join(holder.vip_on) or "nobody"
+    text = f"VIP {mirror.vip} on {vip}"
+    if mirror.public:
+        public = ", ".join(holder.public_ip_on) or "nobody"
+        users = ", ".join(holder.address_users) or "-"
+        text += (
+            f"; static IP {mirror.public[1]} on {public} "
+            f"(address {mirror.public[0]}: {holder.address_status}, users {users})"
+        )
+    return text
+
+
+def move(stack: LocalStack, mirror: MirrorLayout, to: str, title: str, timeout: float) -> bool:
+    """Publish as `to`'s ^ZMIRROR would, wait for the function, print what happened."""
+    print(f"\n== {title}: {to} becomes primary of {mirror.name} ==")
+    published = stack.publish(mirror.name, to)
+    print(f"publisher: {published.summary}")
+    if not published.ok or published.message_id is None:
+        return False
+    outcome = stack.wait_for_outcome(published.message_id, timeout)
+    retries = [
+        r for r in stack.outcomes() if r.get("event_id") == published.message_id and r.get("retry")
+    ]
+    stack.wait_for_holder(mirror.name, to, timeout)
+    print("\ntimeline (seconds since the publish call):")
+    print(format_timeline(stack.timeline(published, outcome)))
+    print("\nfunction log (component mirror-vip):")
+    for record in [*retries, outcome]:
+        print(f"  {printable(record)}")
+    print("\nnow, read through the Compute API:")
+    print(f"  {describe_holder(stack, mirror)}")
+    return holds_everything(stack.holder(mirror.name), mirror, to)
+
+
+def print_manual_instructions(stack: LocalStack) -> None:
+    """How to drive the running stack by hand: the publisher CLI with one member's env."""
+    repo = HERE.parents[1]
+    print("\n== The stack keeps running (Ctrl-C stops everything) ==")
+    print(f"Compute API:   {stack.compute.url}/compute/v1/projects/{stack.project}/...")
+    print(f"function log:  {stack.function.log_path if stack.function else '-'}")
+    print(f"push endpoint: {stack.push_endpoint}\n")
+    for mirror in stack.mirrors.values():
+        for member in mirror.members:
+            print(f"# publish as {member.name} (mirror {mirror.name}):")
+            print(f"export PUBSUB_EMULATOR_HOST={stack.pubsub.host}")
+            print(f"export MIRRORVIP_TOPIC={stack.topic}")
+            print(f"export GCE_METADATA_HOST={stack.metadata.host_for(member.name)}")
+            print(
+                f"PYTHONPATH={repo / 'publisher'} {sys.executable} -m mirrorvip_publisher publish "
+                f"--mirror {mirror.name} --member {iris_member_name(member)}\n"
+            )
+        zone, name = mirror.members[0].zone, mirror.members[0].name
+        print(
+            f"# look at a VM: curl -s {stack.compute.url}/compute/v1/projects/{stack.project}"
+            f"/zones/{zone}/instances/{name}\n"
+        )
+    print("New outcome lines are printed below as the function writes them.")
+
+
+def follow(stack: LocalStack) -> None:
+    """Print outcome lines as they appear, until interrupted."""
+    seen = len(stack.outcomes())
+    while True:
+        records = stack.outcomes()
+        for record in records[seen:]:
+            print(f"  {printable(record)}", flush=True)
+        seen = len(records)
+        if stack.function is not None and not stack.function.running:
+            raise StackError(f"the function exited:\n{stack.function.log_tail()}")
+        time.sleep(0.5)  # polling interval for the log file
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # Explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    layouts = [mirror_layout(i) for i in range(args.mirrors)]
+    mirror = layouts[0]
+    primary, backup = (m.name for m in mirror.members)
+    stack = LocalStack(layouts, StackOptions(op_latency=args.op_latency))
+    print(
+        f"Starting the local stack: Compute emulator (operations take {args.op_latency:g} s), "
+        f"{sum(len(m.members) for m in layouts)} metadata servers, Pub/Sub emulator (JVM), "
+        "and the function under functions-framework ..."
+    )
+    ok = True
+    try:
+        started = time.monotonic()
+        stack.start()
+        function = stack.function
+        assert function is not None
+        print(f"stack up in {time.monotonic() - started:.1f} s")
+        print(f"  Compute API     {stack.compute.url}")
+        for layout in layouts[:3]:
+            for member in layout.members:
+                print(f"  metadata        {member.name}: {stack.metadata.host_for(member.name)}")
+        if len(layouts) > 3:
+            print(f"  metadata        ... and {2 * (len(layouts) - 3)} more")
+        print(f"  Pub/Sub         {stack.pubsub.host}  topic {stack.topic}")
+        print(f"  push            {stack.subscription} -> {stack.push_endpoint}")
+        print(
+            f"  function        pid {function.pid}, port {function.port}, "
+            f"ready {function.ready_at - function.started_at:.2f} s after start"
+        )
+        print(f"\nbefore, read through the Compute API:\n  {describe_holder(stack, mirror)}")
+        ok = move(stack, mirror, backup, "Failover", args.timeout)
+        if ok and not args.no_failback:
+            ok = move(stack, mirror, primary, "Failback", args.timeout)
+        print(f"\nresult: {'OK' if ok else 'FAILED'}")
+        if args.keep_running:
+            print_manual_instructions(stack)
+            follow(stack)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        ok = ok and args.keep_running
+    except Terminated:
+        print("\nterminated", file=sys.stderr)
+        ok = ok and args.keep_running
+    except StackError as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        ok = False
+    finally:
+        print("stopping the stack ...", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
