@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy function publisher deploy/local tests
+	$(BIN)/mypy function publisher deploy/local deploy/gcp tests benchmarks
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -125,7 +125,7 @@ def subnetwork(
         "name": name,
         "network": network_url(project, name),
         "ipCidrRange": cidr,
-        "gatewayAddress": cidr.split("/")[0].rsplit(".", 1)[0] + ".1",
+        "gatewayAddress": cidr.split("/", maxsplit=1)[0].rsplit(".", 1)[0] + ".1",
         "region": f"{API_ROOT}/projects/{project}/regions/{region}",
         "stackType": "IPV4_ONLY",
         "fingerprint": "AAAAAAAAAAA=",

@@ -227,8 +227,8 @@ def _kill_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 def create_topics(host: str, topics: list[str]) -> None:
     """Create `projects/P/topics/T` topics on the emulator at host (idempotent)."""
     os.environ["PUBSUB_EMULATOR_HOST"] = host
+    import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLC0415, PLR0402
     from google.api_core import exceptions  # noqa: PLC0415 (heavy; only for the CLI)
-    from google.cloud import pubsub_v1  # type: ignore[import-untyped]  # noqa: PLC0415
 
     publisher = pubsub_v1.PublisherClient()
     try:

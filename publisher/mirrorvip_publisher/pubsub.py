@@ -49,7 +49,7 @@ def publisher_client() -> Any:
         client = _clients.get(key)
         if client is not None:
             return client
-        from google.cloud import pubsub_v1  # type: ignore[import-untyped]  # noqa: PLC0415
+        import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLC0415, PLR0402
 
         kwargs: dict[str, Any] = {}
         if key[1] == "compute-engine":

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+
 from compute_emulator import ComputeEmulator
 from mirror_state import Member, instance_url, mirror_state
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from compute_emulator import ComputeEmulator
 from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
+
+from compute_emulator import ComputeEmulator
 from mirror_state import Member, instance_url, mirror_state
 
 pytestmark = pytest.mark.integration

@@ -16,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 
 import googleapiclient
 import pytest
+
 from compute_emulator import ROUTES, ComputeEmulator
 from mirror_state import Member, mirror_state
 

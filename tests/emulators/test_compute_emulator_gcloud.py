@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from compute_emulator import ComputeEmulator
 from mirror_state import Member, instance_url, mirror_state
 

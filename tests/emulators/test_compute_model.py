@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+
 from compute_model import ApiError, decode_fingerprint, fingerprints_equal, parse_filter
 
 pytestmark = pytest.mark.unit

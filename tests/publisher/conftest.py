@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLR0402 - mypy resolves this form
 import pytest
 from google.api_core import exceptions
-from google.cloud import pubsub_v1  # type: ignore[import-untyped]
 
 from metadata_emulator import VM, MetadataEmulator
 from mirrorvip_publisher import metadata, pubsub
