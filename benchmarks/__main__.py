@@ -1,0 +1,34 @@
+"""`python -m benchmarks [NAME ...]`: run benchmarks, print their tables, write results/.
+
+Names: mover (one failover at 1 s op latency against the floor), publisher (the ZMIRROR
+callback's time), failover (end to end through the local stack, cold start, 20 mirrors).
+With no name, all of them run in that order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+BENCHMARKS = {
+    "mover": "benchmarks.mover_bench",
+    "publisher": "benchmarks.publisher_bench",
+    "failover": "benchmarks.failover_bench",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], metavar="NAME")
+    args, rest = parser.parse_known_args(argv)
+    status = 0
+    for name in args.names or list(BENCHMARKS):
+        module = importlib.import_module(BENCHMARKS[name])
+        print(f"== {name} ==", flush=True)
+        status |= int(module.main(rest))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
