@@ -56,7 +56,7 @@ def on_mirror_event(cloud_event: CloudEvent) -> None:
     Permanent problems (bad or unauthorised events) are logged and acknowledged; retryable ones
     are logged and raised, so that Pub/Sub redelivers the event with backoff.
     """
-    outcome = handle(APP, str(cloud_event["id"]), cloud_event.data)
+    outcome = handle(APP, str(cloud_event["id"]), cloud_event.data, cloud_event.get("source"))
     log_outcome(outcome)
     if outcome.retry:
         raise RetryableError(outcome.error or "retryable failure")

@@ -72,12 +72,32 @@ class MirrorConfig:
         return wanted if wanted in self.members else None
 
 
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """How events prove which VM sent them (instance identity tokens).
+
+    With `required`, an event without a valid token for its own `instance` is rejected, so a VM
+    can only ever claim the VIP for itself. `audience` None means the topic the event came
+    through (`//pubsub.googleapis.com/projects/P/topics/T`, the CloudEvent source), which is
+    what the publisher asks for by default.
+    """
+
+    required: bool = False
+    audience: str | None = None
+    certs_url: str = GOOGLE_CERTS_URL
+    max_clock_skew_s: float = 300.0
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the function serves: any number of mirrors."""
 
     mirrors: Mapping[str, MirrorConfig]
     operation_timeout_s: float = DEFAULT_OPERATION_TIMEOUT_S
+    identity: IdentityConfig = IdentityConfig()
 
 
 def _require(obj: Mapping[str, Any], key: str, where: str) -> Any:
@@ -200,7 +220,7 @@ def parse_config(raw: Any, default_project: Callable[[], str | None] = lambda: N
         ConfigError: naming the first invalid field.
     """
     root = _mapping(raw, "config")
-    _no_unknown_keys(root, {"mirrors", "operation_timeout_seconds"}, "config")
+    _no_unknown_keys(root, {"mirrors", "operation_timeout_seconds", "identity"}, "config")
     mirrors_raw = _mapping(_require(root, "mirrors", "config"), "mirrors")
     if not mirrors_raw:
         raise ConfigError("mirrors: at least one mirror is required")
@@ -212,7 +232,25 @@ def parse_config(raw: Any, default_project: Callable[[], str | None] = lambda: N
     timeout = root.get("operation_timeout_seconds", DEFAULT_OPERATION_TIMEOUT_S)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 1 <= timeout <= 540:
         raise ConfigError(f"operation_timeout_seconds: expected 1..540, got {timeout!r}")
-    return Config(mirrors=mirrors, operation_timeout_s=float(timeout))
+    identity = _identity(root.get("identity") or {}, "identity")
+    return Config(mirrors=mirrors, operation_timeout_s=float(timeout), identity=identity)
+
+
+def _identity(value: Any, where: str) -> IdentityConfig:
+    obj = _mapping(value, where)
+    _no_unknown_keys(obj, {"required", "audience", "certs_url", "max_clock_skew_seconds"}, where)
+    required = obj.get("required", False)
+    if not isinstance(required, bool):
+        raise ConfigError(f"{where}.required: expected true or false, got {required!r}")
+    audience = obj.get("audience")
+    if audience is not None:
+        _string(audience, f"{where}.audience")
+    certs_url = obj.get("certs_url") or GOOGLE_CERTS_URL
+    _string(certs_url, f"{where}.certs_url", re.compile(r"^https?://"), "an http(s) URL")
+    skew = obj.get("max_clock_skew_seconds", 300)
+    if isinstance(skew, bool) or not isinstance(skew, int | float) or not 0 <= skew <= 3600:
+        raise ConfigError(f"{where}.max_clock_skew_seconds: expected 0..3600, got {skew!r}")
+    return IdentityConfig(required, audience, certs_url, float(skew))
 
 
 def _check_vips_disjoint(mirrors: Mapping[str, MirrorConfig]) -> None:

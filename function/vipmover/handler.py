@@ -31,20 +31,21 @@ class App:
         return Mover(self.gateway, self.config.operation_timeout_s)
 
 
-def handle(app: App, event_id: str, data: Any) -> Outcome:
+def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Outcome:
     """Process one `messagePublished` CloudEvent's data.
 
     Args:
         app: Config and Compute access.
         event_id: The CloudEvent id (Pub/Sub message id; shared by redeliveries).
         data: The CloudEvent's data: `{"message": {...}, "subscription": ...}`.
+        source: The CloudEvent source, `//pubsub.googleapis.com/projects/P/topics/T`.
     """
     started = time.monotonic()
     calls_before = app.gateway.calls()
     outcome = Outcome(event_id=event_id)
     report = MoveReport()
     try:
-        _handle(app, event_id, data, outcome, report)
+        _handle(app, event_id, data, source, outcome, report)
     except EventRejected as err:
         outcome.outcome, outcome.error, outcome.error_reason = "rejected", str(err), err.reason
     except PermanentError as err:
@@ -65,7 +66,9 @@ def handle(app: App, event_id: str, data: Any) -> Outcome:
     return outcome
 
 
-def _handle(app: App, event_id: str, data: Any, outcome: Outcome, report: MoveReport) -> None:
+def _handle(
+    app: App, event_id: str, data: Any, source: str | None, outcome: Outcome, report: MoveReport
+) -> None:
     message = unwrap_message(data)
     outcome.event_id = event_id or message.message_id
     if message.publish_time:
