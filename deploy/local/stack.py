@@ -327,6 +327,8 @@ class Published:
     summary: str
     wall_started: float
     """`time.time()` at `started`: converts the emulator's RFC 3339 operation times."""
+    event: JsonDict | None = None
+    """The v1 event as published (the message data)."""
 
 
 @dataclass(frozen=True)
@@ -556,6 +558,7 @@ class LocalStack:
             result.message_id,
             str(result),
             wall,
+            result.event,
         )
 
     def publish_raw(self, data: bytes, attributes: Mapping[str, str] | None = None) -> str:

@@ -1,0 +1,90 @@
+"""The whole local stack for the end-to-end tier: started once per package, reset per test.
+
+The stack is the one `make demo` runs (`deploy/local/stack.py`), seeded with the test mirror
+layout of `support.mirrors` plus two more mirrors in the same project, so that one deployment
+serves several mirrors. Package scope, not session: the stack sets PUBSUB_EMULATOR_HOST while it
+runs, and the publisher's own tests must not see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mirror_state import Member
+from stack import LocalStack, MirrorLayout, StackOptions, compute_state
+from support import mirrors
+
+OP_LATENCY_S = 0.5
+"""Greater than 0 so that a crash can land between a mutation and its operation applying."""
+EXTRA_MIRRORS = 2
+
+
+def layout(index: int) -> MirrorLayout:
+    """Mirror `index`: 0 is `support.mirrors`' mirror exactly, the others are made alike."""
+    if index == 0:
+        return MirrorLayout(
+            mirrors.MIRROR,
+            mirrors.PROJECT,
+            mirrors.VIP,
+            (mirrors.primary(), mirrors.backup()),
+            (mirrors.STATIC_NAME, mirrors.STATIC_IP),
+        )
+    suffix = f"{index + 1:03d}"
+    static = (f"{mirrors.STATIC_NAME}-{suffix}", f"203.0.113.{10 + index}")
+    vip = f"10.0.0.{250 - index}/32"
+    primary: Member = mirrors.primary(
+        name=f"isc-primary-{suffix}",
+        network_ip=f"10.0.0.{11 + 2 * index}",
+        aliases=(vip,),
+        nat_ip=static[1],
+        access_config_name=static[0],
+    )
+    backup: Member = mirrors.backup(
+        name=f"isc-backup-{suffix}", network_ip=f"10.0.0.{12 + 2 * index}"
+    )
+    return MirrorLayout(
+        f"{mirrors.MIRROR}{index + 1:02d}", mirrors.PROJECT, vip, (primary, backup), static
+    )
+
+
+LAYOUTS = [layout(i) for i in range(1 + EXTRA_MIRRORS)]
+
+
+@pytest.fixture(scope="package")
+def running_stack() -> Iterator[LocalStack]:
+    """Compute, metadata and Pub/Sub emulators and the function process, for the whole tier.
+
+    Push redelivery is tuned to be quick (0.2..1 s backoff) so that the crash test's retry
+    arrives in about a second rather than the 10 s Eventarc starts with.
+    """
+    options = StackOptions(
+        op_latency=OP_LATENCY_S,
+        project=mirrors.PROJECT,
+        ack_deadline_seconds=20,
+        minimum_backoff_seconds=0.2,
+        maximum_backoff_seconds=1.0,
+    )
+    stack = LocalStack(LAYOUTS, options)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def stack(running_stack: LocalStack) -> LocalStack:
+    """The running stack with every mirror back on its initial primary and the record cleared.
+
+    Resources are reloaded, not failed back: each test starts from the seed whatever the last
+    one did. Operations and requestIds are kept (message ids never repeat within a stack).
+    """
+    function = running_stack.function
+    if function is not None and not function.running:
+        running_stack.restart_function()
+    running_stack.compute.set_op_latency(OP_LATENCY_S)
+    running_stack.compute.load_state(compute_state(LAYOUTS))
+    running_stack.compute.clear_requests()
+    return running_stack

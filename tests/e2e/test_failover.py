@@ -1,0 +1,209 @@
+"""End to end: the publisher on a member, Google's Pub/Sub emulator pushing to the function
+under functions-framework (a real subprocess), and the Compute emulator behind it.
+
+Each test asserts what the Compute API holds afterwards (read through google-cloud-compute) and
+what the function logged; waits poll with deadlines.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from stack import LocalStack, Published, holds_everything, milestones
+from support import mirrors
+
+from .conftest import LAYOUTS
+
+pytestmark = pytest.mark.e2e
+
+MOVE_TIMEOUT_S = 60.0
+PRIMARY = mirrors.primary().name
+BACKUP = mirrors.backup().name
+
+
+def publish(stack: LocalStack, mirror: str, instance: str) -> Published:
+    published = stack.publish(mirror, instance)
+    assert published.ok, published.summary
+    assert published.message_id is not None
+    return published
+
+
+def fail_over(stack: LocalStack, mirror: str, instance: str) -> dict[str, Any]:
+    """Publish as `instance`, wait for the function's final outcome and the state to match."""
+    published = publish(stack, mirror, instance)
+    assert published.message_id is not None
+    outcome = stack.wait_for_outcome(published.message_id, MOVE_TIMEOUT_S)
+    stack.wait_for_holder(mirror, instance, MOVE_TIMEOUT_S)
+    return outcome
+
+
+def lines_for(stack: LocalStack, event_id: str) -> list[dict[str, Any]]:
+    return [r for r in stack.outcomes() if r.get("event_id") == event_id]
+
+
+def assert_only_holder(stack: LocalStack, mirror: str, instance: str) -> None:
+    layout = stack.mirrors[mirror]
+    holder = stack.holder(mirror)
+    assert holds_everything(holder, layout, instance), holder
+    assert holder.address_status == "IN_USE"
+
+
+def test_failover_and_failback(stack: LocalStack) -> None:
+    mirror = mirrors.MIRROR
+
+    over = fail_over(stack, mirror, BACKUP)
+
+    assert over["outcome"] == "moved"
+    assert over["from_instance"].endswith(f"/{PRIMARY}")
+    assert over["to_instance"].endswith(f"/{BACKUP}")
+    assert over["mirror"] == mirror
+    assert over["retry"] is False
+    assert_only_holder(stack, mirror, BACKUP)
+
+    back = fail_over(stack, mirror, PRIMARY)
+
+    assert back["outcome"] == "moved"
+    assert back["from_instance"].endswith(f"/{BACKUP}")
+    assert_only_holder(stack, mirror, PRIMARY)
+
+
+def test_duplicates_change_nothing(stack: LocalStack) -> None:
+    """The same event published again (a new message) and redelivered (the same message id)."""
+    mirror = mirrors.MIRROR
+    published = publish(stack, mirror, BACKUP)
+    assert published.message_id is not None
+    assert published.event is not None
+    first = stack.wait_for_outcome(published.message_id, MOVE_TIMEOUT_S)
+    assert first["outcome"] == "moved"
+    after_first = time.monotonic()
+    data = json.dumps(published.event).encode()
+
+    republished = stack.publish_raw(data, {"type": "became_primary", "mirror": mirror})
+    again = stack.wait_for_outcome(republished, MOVE_TIMEOUT_S)
+    envelope = {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "messageId": published.message_id,
+            "publishTime": first["publish_time"],
+            "attributes": {"type": "became_primary", "mirror": mirror},
+        },
+        "subscription": stack.subscription,
+    }
+    request = urllib.request.Request(  # noqa: S310 (the stack's own localhost endpoint)
+        stack.push_endpoint,
+        data=json.dumps(envelope).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (localhost)
+        assert response.status == 200
+
+    redelivered = lines_for(stack, published.message_id)
+    assert [r["outcome"] for r in redelivered] == ["moved", "already_in_place"]
+    for duplicate in (again, redelivered[-1]):
+        assert duplicate["outcome"] == "already_in_place"
+        assert duplicate["actions"] == []
+        assert set(duplicate["api_calls"]) == {"compute.instances.get", "compute.addresses.get"}
+    assert stack.mutations_since(after_first) == []
+    assert_only_holder(stack, mirror, BACKUP)
+
+
+def test_function_killed_mid_move_is_completed_by_redelivery(stack: LocalStack) -> None:
+    """kill -9 once the first mutation reached Compute; the restarted function finishes the job."""
+    mirror = mirrors.MIRROR
+    stack.compute.set_op_latency(1.0)  # the kill lands while operations are still running
+    function = stack.function
+    assert function is not None
+    first_pid = function.pid
+    published = publish(stack, mirror, BACKUP)
+    assert published.message_id is not None
+
+    deadline = time.monotonic() + MOVE_TIMEOUT_S
+    while not stack.mutations_since(published.started, mirror):
+        assert time.monotonic() < deadline, "no mutation reached the Compute emulator"
+        time.sleep(0.01)  # polling interval
+    stack.kill_function()
+    killed_at = time.monotonic()
+    assert lines_for(stack, published.message_id) == []  # died before it could log anything
+    half_done = stack.holder(mirror)
+    assert not holds_everything(half_done, stack.mirrors[mirror], BACKUP)
+
+    stack.restart_function()
+    outcome = stack.wait_for_outcome(published.message_id, MOVE_TIMEOUT_S)
+
+    assert function.pid != first_pid
+    assert outcome["outcome"] in {"moved", "already_in_place"}
+    assert outcome["retry"] is False
+    stack.wait_for_holder(mirror, BACKUP, MOVE_TIMEOUT_S)
+    assert_only_holder(stack, mirror, BACKUP)
+    # Nothing was applied twice: the redelivery only finished what was missing.
+    done = stack.mutations_since(killed_at, mirror)
+    assert done.count("compute.instances.deleteAccessConfig") <= 1
+    assert done.count("compute.instances.addAccessConfig") <= 1
+    holder = stack.holder(mirror)
+    assert holder.vip_on == (BACKUP,)
+
+
+def test_one_deployment_serves_several_mirrors(stack: LocalStack) -> None:
+    """Each mirror's event moves only that mirror's VIP; the others stay where they were."""
+    first, second, third = LAYOUTS
+
+    outcome = fail_over(stack, second.name, second.members[1].name)
+
+    assert outcome["mirror"] == second.name
+    assert outcome["vip"] == second.vip
+    assert_only_holder(stack, second.name, second.members[1].name)
+    assert_only_holder(stack, first.name, first.members[0].name)
+    assert_only_holder(stack, third.name, third.members[0].name)
+
+    outcome = fail_over(stack, third.name, third.members[1].name)
+
+    assert outcome["mirror"] == third.name
+    assert_only_holder(stack, third.name, third.members[1].name)
+    assert_only_holder(stack, second.name, second.members[1].name)
+    assert_only_holder(stack, first.name, first.members[0].name)
+
+
+def test_two_mirrors_fail_over_at_the_same_time(stack: LocalStack) -> None:
+    """Two members publish concurrently; the function handles both events side by side."""
+    moves = [(layout.name, layout.members[1].name) for layout in LAYOUTS[:2]]
+    results: dict[str, Published] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(moves))
+
+    def publish_as(mirror: str, instance: str) -> None:
+        try:
+            start.wait(timeout=10)
+            results[mirror] = publish(stack, mirror, instance)
+        except BaseException as error:  # noqa: BLE001 (re-raised in the test thread)
+            errors.append(error)
+
+    threads = [threading.Thread(target=publish_as, args=move) for move in moves]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=MOVE_TIMEOUT_S)
+    assert not errors, errors
+
+    outcomes = {}
+    for mirror, instance in moves:
+        message_id = results[mirror].message_id
+        assert message_id is not None
+        outcomes[mirror] = stack.wait_for_outcome(message_id, MOVE_TIMEOUT_S)
+        stack.wait_for_holder(mirror, instance, MOVE_TIMEOUT_S)
+    for mirror, instance in moves:
+        assert outcomes[mirror]["outcome"] == "moved"
+        assert_only_holder(stack, mirror, instance)
+    assert_only_holder(stack, LAYOUTS[2].name, LAYOUTS[2].members[0].name)
+    # Handled concurrently: each event was received before the other one's move finished.
+    (one, _), (other, _) = moves
+    marks = {mirror: milestones(stack, results[mirror]) for mirror, _ in moves}
+    assert marks[one]["received"] < marks[other]["alias_added"]
+    assert marks[other]["received"] < marks[one]["alias_added"]
