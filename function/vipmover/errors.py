@@ -10,7 +10,8 @@ MirrorVipError
     ├── OperationFailed   an operation finished with an error
     ├── OperationTimeout  an operation did not finish before its deadline
     ├── FingerprintRace   412 kept happening: someone else keeps changing the NIC
-    └── NotConverged      the state read back after the move is not the desired one
+    ├── NotConverged      the state read back after the move is not the desired one
+    └── IdentityUnavailable  the signing certs to verify identity tokens could not be fetched
 """
 
 from __future__ import annotations
@@ -66,3 +67,7 @@ class FingerprintRace(RetryableError):
 
 class NotConverged(RetryableError):
     """After the move, the state read back is not what was planned."""
+
+
+class IdentityUnavailable(RetryableError):
+    """Google's signing certs could not be fetched, so no identity token can be judged yet."""

@@ -15,6 +15,7 @@ from .compute import ComputeGateway
 from .config import Config
 from .errors import EventRejected, MirrorVipError, PermanentError, RetryableError
 from .event import format_rfc3339, parse_event, unwrap_message
+from .identity import verify_identity
 from .mover import Mover, MoveReport
 from .outcome import Outcome
 
@@ -91,4 +92,15 @@ def _handle(
         raise EventRejected(
             "not_a_member", f"{event.instance} is not a configured member of mirror {mirror.name}"
         )
+    if app.config.identity.required:
+        verify_identity(
+            event.identity_token,
+            event,
+            config=app.config.identity,
+            source=source,
+            publish_time=message.publish_time,
+        )
+        outcome.identity = "verified"
+    else:
+        outcome.identity = "not_required"
     outcome.outcome = app.mover.move(mirror, target, outcome.event_id, report)

@@ -47,6 +47,8 @@ class Outcome:
     """True when the function raised so that Pub/Sub redelivers the event."""
     publish_time: str | None = None
     occurred_at: str | None = None
+    identity: Literal["verified", "not_required"] | None = None
+    """Whether the sender's identity token was verified; None when rejected before or by it."""
     component: str = COMPONENT
 
     def message(self) -> str:
