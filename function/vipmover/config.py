@@ -121,7 +121,7 @@ def _string(value: Any, where: str, pattern: re.Pattern[str] | None = None, what
 
 
 def _no_unknown_keys(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(obj) - allowed)
+    unknown = sorted(set(obj) - allowed, key=repr)  # YAML keys may be None, ints, dates...
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
 

@@ -59,7 +59,10 @@ def parse_rfc3339(text: str) -> datetime:
     stamp, fraction, zone = match.groups()
     micro = (fraction or "0")[:6].ljust(6, "0")
     parsed = datetime.fromisoformat(f"{stamp}.{micro}{'+00:00' if zone == 'Z' else zone}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"not a representable time: {text!r}") from None
 
 
 def unwrap_message(data: Any) -> PubSubMessage:
@@ -120,7 +123,7 @@ def parse_event(payload: bytes) -> MirrorEvent:
         raise EventRejected("not_utf8", "event data is not UTF-8") from None
     try:
         doc = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError too: integers beyond 4300 digits
         raise EventRejected("not_json", "event data is not JSON") from None
     if not isinstance(doc, dict):
         raise EventRejected("not_object", "event must be a JSON object")
