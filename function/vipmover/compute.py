@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .config import InstanceRef
 from .errors import (
     ApiUnavailable,
+    Conflict,
     FingerprintRace,
     OperationFailed,
     OperationTimeout,
@@ -49,6 +50,8 @@ CALL_TIMEOUT_S = 30.0
 WAIT_CALL_S = 125.0
 """zoneOperations.wait answers by about 2 minutes; give the HTTP call a little more."""
 RETRY_ATTEMPTS = 4
+ONE_ACCESS_CONFIG = "At most one access config"
+"""GCE's 400 when a NIC already has its one access config (a concurrent attach, here)."""
 RETRY_BASE_S = 0.2
 REQUEST_ID_NAMESPACE = uuid.UUID("5b0f7f3e-2b0c-4c43-9a1e-6d1f0c6a1a10")
 
@@ -225,6 +228,8 @@ class ComputeGateway:
                         AccessConfig(c.name, c.nat_i_p or None) for c in nic.access_configs
                     ),
                     status=instance.status,
+                    labels=dict(instance.labels),
+                    label_fingerprint=instance.label_fingerprint,
                 )
         raise RequestRefused(f"{ref} has no network interface {nic_name}")
 
@@ -303,6 +308,43 @@ class ComputeGateway:
         )
         return Operation(ref.project, ref.zone, raw["name"], raw.get("status") == "DONE", error)
 
+    def set_labels(
+        self,
+        nic: NicState,
+        labels: Mapping[str, str],
+        request_id: str,
+        deadline: float,
+    ) -> Operation:
+        """Replace the instance's labels (setLabels replaces the whole map).
+
+        Raises:
+            FingerprintRace: on 412; the caller re-reads and retries.
+        """
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
+        from google.cloud import compute_v1  # noqa: PLC0415
+
+        ref = nic.instance
+        request = compute_v1.SetLabelsInstanceRequest(
+            project=ref.project,
+            zone=ref.zone,
+            instance=ref.name,
+            instances_set_labels_request_resource=compute_v1.InstancesSetLabelsRequest(
+                labels=dict(labels), label_fingerprint=nic.label_fingerprint
+            ),
+            request_id=request_id,
+        )
+        try:
+            op = self._call(
+                "compute.instances.setLabels",
+                lambda: self._instances_client().set_labels_unary(
+                    request=request, retry=None, timeout=CALL_TIMEOUT_S
+                ),
+                deadline,
+            )
+        except gexc.PreconditionFailed as err:
+            raise FingerprintRace(f"{ref}: label fingerprint changed ({err.message})") from None
+        return self._operation(ref.project, ref.zone, op)
+
     def delete_access_config(
         self, ref: InstanceRef, nic_name: str, config_name: str, request_id: str, deadline: float
     ) -> Operation:
@@ -340,22 +382,27 @@ class ComputeGateway:
         from google.cloud import compute_v1  # noqa: PLC0415
 
         config = compute_v1.AccessConfig(name=config_name, nat_i_p=nat_ip, type_="ONE_TO_ONE_NAT")
-        op = self._call(
-            "compute.instances.addAccessConfig",
-            lambda: self._instances_client().add_access_config_unary(
-                request=compute_v1.AddAccessConfigInstanceRequest(
-                    project=ref.project,
-                    zone=ref.zone,
-                    instance=ref.name,
-                    network_interface=nic_name,
-                    access_config_resource=config,
-                    request_id=request_id,
+        try:
+            op = self._call(
+                "compute.instances.addAccessConfig",
+                lambda: self._instances_client().add_access_config_unary(
+                    request=compute_v1.AddAccessConfigInstanceRequest(
+                        project=ref.project,
+                        zone=ref.zone,
+                        instance=ref.name,
+                        network_interface=nic_name,
+                        access_config_resource=config,
+                        request_id=request_id,
+                    ),
+                    retry=None,
+                    timeout=CALL_TIMEOUT_S,
                 ),
-                retry=None,
-                timeout=CALL_TIMEOUT_S,
-            ),
-            deadline,
-        )
+                deadline,
+            )
+        except RequestRefused as err:
+            if ONE_ACCESS_CONFIG in str(err):
+                raise Conflict(f"{ref} already has an access config: {err}") from err
+            raise
         return self._operation(ref.project, ref.zone, op)
 
     @staticmethod

@@ -115,7 +115,7 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
 def _string(value: Any, where: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
-    if pattern and not pattern.match(value):
+    if pattern and not pattern.fullmatch(value):
         raise ConfigError(f"{where}: {value!r} is not {what}")
     return value
 

@@ -10,6 +10,7 @@ MirrorVipError
     ├── OperationFailed   an operation finished with an error
     ├── OperationTimeout  an operation did not finish before its deadline
     ├── FingerprintRace   412 kept happening: someone else keeps changing the NIC
+    ├── Conflict          a concurrent change got there first (e.g. the NIC's one access config)
     ├── NotConverged      the state read back after the move is not the desired one
     └── IdentityUnavailable  the signing certs to verify identity tokens could not be fetched
 """
@@ -63,6 +64,10 @@ class OperationTimeout(RetryableError):
 
 class FingerprintRace(RetryableError):
     """The NIC's fingerprint changed under us on every attempt."""
+
+
+class Conflict(RetryableError):
+    """The API refused a change because a concurrent one got there first."""
 
 
 class NotConverged(RetryableError):

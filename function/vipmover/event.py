@@ -103,7 +103,7 @@ def _field(
     name = f"{where}{key}"
     if not isinstance(value, str) or not value:
         raise EventRejected("bad_field", f"event field '{name}' must be a non-empty string")
-    if len(value) > max_len or (pattern and not pattern.match(value)):
+    if len(value) > max_len or (pattern and not pattern.fullmatch(value)):
         raise EventRejected("bad_field", f"event field '{name}' is not valid: {value[:80]!r}")
     return value
 

@@ -103,4 +103,8 @@ def _handle(
         outcome.identity = "verified"
     else:
         outcome.identity = "not_required"
-    outcome.outcome = app.mover.move(mirror, target, outcome.event_id, report)
+    published = message.publish_time or event.occurred_at
+    event_time_ms = round(published.timestamp() * 1000)
+    outcome.outcome = app.mover.move(
+        mirror, target, outcome.event_id, report, event_time_ms, heartbeat=event.type == "heartbeat"
+    )

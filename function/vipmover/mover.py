@@ -19,12 +19,14 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Literal
 
 from .compute import ComputeGateway, request_id
 from .config import InstanceRef, MirrorConfig
 from .errors import (
+    Conflict,
     EventRejected,
     FingerprintRace,
     MirrorVipError,
@@ -33,7 +35,9 @@ from .errors import (
     OperationTimeout,
     RetryableError,
 )
+from .event import format_rfc3339
 from .plan import (
+    Mark,
     MovePlan,
     NicState,
     PublicIpPlan,
@@ -41,10 +45,14 @@ from .plan import (
     aliases_with,
     aliases_without,
     holds_vip,
+    is_stale,
+    mark_label,
+    newest_mark,
     plan_move,
 )
 
 MAX_FINGERPRINT_ATTEMPTS = 5
+MAX_ROUNDS = 3
 
 
 @dataclass
@@ -73,7 +81,14 @@ class Mover:
         self.operation_timeout_s = operation_timeout_s
 
     def move(
-        self, mirror: MirrorConfig, target: InstanceRef, event_key: str, report: MoveReport
+        self,
+        mirror: MirrorConfig,
+        target: InstanceRef,
+        event_key: str,
+        report: MoveReport,
+        event_time_ms: int | None = None,
+        *,
+        heartbeat: bool = False,
     ) -> Literal["moved", "already_in_place"]:
         """Make `target` the only holder of the mirror's VIP (and public IP).
 
@@ -82,41 +97,82 @@ class Mover:
             target: The new primary, already checked to be a member.
             event_key: Identifies the event (the Pub/Sub message id), for the `requestId`s.
             report: Receives the actions and step timings.
+            event_time_ms: When the event was published (Pub/Sub's clock), for the mirror's
+                high-water mark; None moves unconditionally and records no mark.
+            heartbeat: The event re-asserts the current primary rather than announcing a new
+                one: the mark is not advanced for it when its member already holds it.
 
         Returns:
             `moved`, or `already_in_place` when nothing had to change.
 
         Raises:
-            EventRejected: the new primary is not running.
+            EventRejected: the event is stale, or the new primary is not running.
             RetryableError: a call, an operation or the final check failed.
             RequestRefused: the API refused a request as invalid.
         """
         deadline = time.monotonic() + self.operation_timeout_s
-        started = time.monotonic()
-        nics, address = self._read(mirror, deadline)
-        report.step("read", started)
-        report.public_ip = address
-        target_nic = nics[target]
-        if isinstance(target_nic, Unreadable):
-            raise _unreadable_error(target_nic)
-        if target_nic.status != "RUNNING":
-            raise EventRejected(
-                "target_not_running",
-                f"{target} is {target_nic.status}; a VM that is not running cannot be primary",
+        label = mark_label(mirror.name)
+        event = Mark(event_time_ms, target) if event_time_ms is not None else None
+        stale: Mark | None = None
+        moved = False
+        for _ in range(MAX_ROUNDS):
+            started = time.monotonic()
+            nics, address = self._read(mirror, deadline)
+            report.step("read", started)
+            report.public_ip = address
+            newest = newest_mark(nics, label)
+            if event is not None and newest is not None and is_stale(event, newest):
+                # The event is older than one already applied for another member. It must not
+                # move the VIP; the state must still match the newest event, so converge there
+                # (a no-op unless a handler failed half-way or someone changed things by hand).
+                stale, target, event = event, newest.holder, None
+                report.actions.append(f"superseded_by:{target.name}")
+            _check_target(nics[target])
+            # A newer event becomes the mark. A heartbeat from the member that already holds the
+            # mark only re-asserts it, so it costs no write when all is in place.
+            record = (
+                event is not None
+                and (newest is None or newest < event)
+                and not (heartbeat and newest is not None and newest.holder == target)
             )
-        plan = plan_move(mirror, target, nics, address)
-        report.from_instance = str(plan.previous_holder) if plan.previous_holder else None
-        if not plan.changes:
-            return "already_in_place"
-
-        started = time.monotonic()
-        run = _MoveRun(self.gateway, mirror, plan, nics, event_key, report, deadline)
-        _run_concurrently({"private_ms": run.move_private, "public_ms": run.move_public}, report)
-        report.step("apply", started)
-        started = time.monotonic()
-        self._verify(mirror, plan, nics, deadline)
-        report.step("verify", started)
-        return "moved"
+            plan = plan_move(mirror, target, nics, address)
+            if report.from_instance is None and plan.previous_holder:
+                report.from_instance = str(plan.previous_holder)
+            if not plan.changes and not record:
+                if moved:
+                    return "moved"
+                if stale is not None:
+                    raise EventRejected("stale_event", _stale_message(stale, newest))
+                return "already_in_place"
+            started = time.monotonic()
+            run = _MoveRun(self.gateway, mirror, plan, nics, event_key, report, deadline)
+            chains = {"private_ms": run.move_private, "public_ms": run.move_public}
+            if record and event is not None:
+                chains["mark_ms"] = partial(run.record_mark, label, event.time_ms)
+            _run_concurrently(chains, report)
+            report.step("apply", started)
+            moved = moved or plan.changes
+            started = time.monotonic()
+            after = self._read_back(mirror, nics, deadline)
+            report.step("verify", started)
+            successor = newest_mark(after, label)
+            if (
+                successor is not None
+                and successor.holder != target
+                and (event is None or event < successor)
+            ):
+                # A newer event was recorded while we moved: converge on its member, as its own
+                # handler does, so that whichever finishes last leaves the VIP there.
+                report.actions.append(f"superseded_by:{successor.holder.name}")
+                target, event = successor.holder, None
+                continue
+            if not _divergences(mirror, plan, nics, after):
+                return "moved" if moved else "already_in_place"
+            # Someone changed the NICs while we wrote: read again and plan again.
+        raise NotConverged(
+            f"{mirror.name}: not converged after {MAX_ROUNDS} rounds: "
+            + "; ".join(_divergences(mirror, plan, nics, after))
+        )
 
     def _read(
         self, mirror: MirrorConfig, deadline: float
@@ -144,28 +200,57 @@ class Mover:
             nics = {ref: future.result() for ref, future in reads.items()}
             return nics, address.result() if address else None
 
-    def _verify(
+    def _read_back(
         self,
         mirror: MirrorConfig,
-        plan: MovePlan,
         before: Mapping[InstanceRef, NicState | Unreadable],
         deadline: float,
-    ) -> None:
-        """Read the members back: the target alone holds the VIP and public IP, no alias lost."""
+    ) -> dict[InstanceRef, NicState | Unreadable]:
+        """Read again every member that was readable before the move."""
         readable = [ref for ref, nic in before.items() if isinstance(nic, NicState)]
         with ThreadPoolExecutor(max_workers=len(readable)) as pool:
             reads = [
                 pool.submit(self.gateway.read_nic, ref, mirror.network_interface, deadline)
                 for ref in readable
             ]
-            after = [future.result() for future in reads]
-        problems = []
-        for nic in after:
-            was = before[nic.instance]
-            assert isinstance(was, NicState)
-            problems.extend(_divergence(mirror, plan, was, nic))
-        if problems:
-            raise NotConverged("; ".join(problems))
+            return {ref: future.result() for ref, future in zip(readable, reads, strict=True)}
+
+
+def _check_target(nic: NicState | Unreadable) -> None:
+    if isinstance(nic, Unreadable):
+        raise _unreadable_error(nic)
+    if nic.status != "RUNNING":
+        raise EventRejected(
+            "target_not_running",
+            f"{nic.instance} is {nic.status}; a VM that is not running cannot be primary",
+        )
+
+
+def _stale_message(event: Mark, newest: Mark | None) -> str:
+    assert newest is not None
+    return (
+        f"event for {event.holder} published at {_ms_to_text(event.time_ms)} is older than the "
+        f"last applied event ({_ms_to_text(newest.time_ms)}), which made {newest.holder} primary"
+    )
+
+
+def _ms_to_text(time_ms: int) -> str:
+    return format_rfc3339(datetime.fromtimestamp(time_ms / 1000, UTC))
+
+
+def _divergences(
+    mirror: MirrorConfig,
+    plan: MovePlan,
+    before: Mapping[InstanceRef, NicState | Unreadable],
+    after: Mapping[InstanceRef, NicState | Unreadable],
+) -> list[str]:
+    """How the read-back differs from the plan: holders of the VIP and public IP, lost aliases."""
+    problems = []
+    for ref, now in after.items():
+        was = before[ref]
+        if isinstance(was, NicState) and isinstance(now, NicState):
+            problems.extend(_divergence(mirror, plan, was, now))
+    return problems
 
 
 def _divergence(mirror: MirrorConfig, plan: MovePlan, was: NicState, now: NicState) -> list[str]:
@@ -298,6 +383,34 @@ class _MoveRun:
             sent.set()
         raise FingerprintRace(f"{nic.instance}: NIC changed on {MAX_FINGERPRINT_ATTEMPTS} tries")
 
+    # -- high-water mark ----------------------------------------------------------------------
+
+    def record_mark(self, label: str, time_ms: int) -> None:
+        """Label the new primary with the event's time: the mirror's newest applied event.
+
+        setLabels replaces the whole map, so the instance's other labels are read and kept; a
+        412 means they changed, so read again. Labels have their own fingerprint, so this runs
+        alongside the NIC writes without disturbing them.
+        """
+        target = self._nic(self.plan.target)
+        for _ in range(MAX_FINGERPRINT_ATTEMPTS):
+            current = target.labels.get(label, "")
+            if current.isdigit() and int(current) >= time_ms:
+                return
+            labels = {**target.labels, label: str(time_ms)}
+            rid = request_id(self.key, str(target.instance), "setLabels", target.label_fingerprint)
+            try:
+                op = self.gateway.set_labels(target, labels, rid, self.deadline)
+            except FingerprintRace:
+                target = self.gateway.read_nic(
+                    target.instance, self.mirror.network_interface, self.deadline
+                )
+                continue
+            self.gateway.wait(op, self.deadline)
+            self.report.actions.append(f"record_mark:{target.instance.name}")
+            return
+        raise FingerprintRace(f"{target.instance}: labels changed on every try")
+
     # -- public IP ----------------------------------------------------------------------------
 
     def move_public(self) -> None:
@@ -317,14 +430,21 @@ class _MoveRun:
             rid = request_id(
                 self.key, str(target), "addAccessConfig", self._nic(target).fingerprint
             )
-            op = self.gateway.add_access_config(
-                target,
-                self.mirror.network_interface,
-                config.access_config_name,
-                public.address,
-                rid,
-                self.deadline,
-            )
+            try:
+                op = self.gateway.add_access_config(
+                    target,
+                    self.mirror.network_interface,
+                    config.access_config_name,
+                    public.address,
+                    rid,
+                    self.deadline,
+                )
+            except Conflict:
+                # Another handler attached an access config first: fine if it is ours.
+                now = self.gateway.read_nic(target, self.mirror.network_interface, self.deadline)
+                if any(c.nat_ip == public.address for c in now.access_configs):
+                    return
+                raise
             self.gateway.wait(op, self.deadline)
             self.report.actions.append(f"attach_public_ip:{target.name}")
 

@@ -9,6 +9,7 @@ time, on the freshest read, so that a retry after a 412 never drops an alias tha
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -43,6 +44,9 @@ class NicState:
     alias_ranges: tuple[AliasRange, ...]
     access_configs: tuple[AccessConfig, ...]
     status: str = "RUNNING"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The instance's labels; they carry each mirror's high-water mark."""
+    label_fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,46 @@ class MovePlan:
     def previous_holder(self) -> InstanceRef | None:
         """The member the VIP moves away from (the first, if several held it)."""
         return self.remove_from[0] if self.remove_from else None
+
+
+@dataclass(frozen=True, order=True)
+class Mark:
+    """A mirror's high-water mark: the newest event applied, and the member it made primary.
+
+    Ordered by time, then member, so that two marks always compare the same way everywhere.
+    """
+
+    time_ms: int
+    holder: InstanceRef
+
+
+MARK_PREFIX = "mirror-vip-"
+
+
+def mark_label(mirror_name: str) -> str:
+    """The instance label key holding a mirror's mark, e.g. `mirror-vip-irismirror`.
+
+    Label keys allow lowercase letters, digits, `_` and `-`, 63 characters at most.
+    """
+    return (MARK_PREFIX + re.sub(r"[^a-z0-9_-]", "-", mirror_name.lower()))[:63]
+
+
+def newest_mark(nics: Mapping[InstanceRef, NicState | Unreadable], label: str) -> Mark | None:
+    """The newest mark carried by any readable member, if any (unparsable values are ignored)."""
+    marks = [
+        Mark(int(nic.labels[label]), ref)
+        for ref, nic in nics.items()
+        if isinstance(nic, NicState) and nic.labels.get(label, "").isdigit()
+    ]
+    return max(marks, default=None)
+
+
+def is_stale(event: Mark, newest: Mark | None) -> bool:
+    """An event older than the newest applied one, for another member, must not move the VIP.
+
+    An old event for the member that is already the newest holder is harmless (it agrees).
+    """
+    return newest is not None and event.holder != newest.holder and event < newest
 
 
 def holds_vip(nic: NicState, vip: str) -> bool:

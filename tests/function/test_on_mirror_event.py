@@ -90,6 +90,7 @@ def test_failover_moves_vip_and_public_ip(
     assert sorted(outcome["actions"]) == [
         "add_alias:isc-backup-001",
         "attach_public_ip:isc-backup-001",
+        "record_mark:isc-backup-001",
         "release_public_ip:isc-primary-001",
         "remove_alias:isc-primary-001",
     ]
@@ -152,7 +153,10 @@ def test_vip_on_both_members_ends_on_the_new_primary_only(
     delivery = function.deliver(cloud_event(became_primary(backup)))
 
     assert delivery.outcome["outcome"] == "moved"
-    assert delivery.outcome["actions"] == ["remove_alias:isc-primary-001"]
+    assert sorted(delivery.outcome["actions"]) == [
+        "record_mark:isc-backup-001",
+        "remove_alias:isc-primary-001",
+    ]
     assert aliases(compute, backup) == [mirrors.VIP]
     assert aliases(compute, primary) == []
 

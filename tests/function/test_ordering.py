@@ -1,0 +1,308 @@
+"""Stale, out-of-order, duplicated and concurrent events, and level-triggered healing.
+
+Pub/Sub delivers at least once and in no particular order, and two function instances may handle
+two events for one mirror at the same time. Whatever happens, the VIP must end on the member of
+the newest event, on exactly one member, with every other alias range intact.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compute_emulator import ComputeEmulator
+from mirror_state import Member
+from support import mirrors
+from support.events import became_primary, cloud_event
+from vipmover.compute import ComputeGateway
+from vipmover.config import parse_config
+from vipmover.handler import App, handle
+from vipmover.outcome import Outcome
+from vipmover.plan import mark_label
+
+pytestmark = pytest.mark.integration
+
+PRIMARY = mirrors.primary(aliases=("10.0.0.32/28", mirrors.VIP))
+BACKUP = mirrors.backup(aliases=("vips:10.1.0.8/32",))
+OTHER_ALIASES = {PRIMARY.name: ["10.0.0.32/28"], BACKUP.name: ["10.1.0.8/32"]}
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+MUTATIONS = ("updateNetworkInterface", "AccessConfig", "setLabels")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One event as Pub/Sub would hold it: fixed message id and publish time."""
+
+    member: Member
+    message_id: str
+    published: datetime
+    type: str = "became_primary"
+
+    def data(self) -> Any:
+        stamp = self.published.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        payload = became_primary(self.member, type=self.type, occurred_at=stamp)
+        return cloud_event(payload, message_id=self.message_id, publish_time=stamp).data
+
+
+def events(*members: Member, step_s: float = 60.0) -> list[Sent]:
+    """Events for `members` in order, a minute apart."""
+    return [
+        Sent(member, f"msg-{index}", T0 + timedelta(seconds=index * step_s))
+        for index, member in enumerate(members)
+    ]
+
+
+@pytest.fixture
+def emulator() -> Iterator[ComputeEmulator]:
+    emulator = ComputeEmulator(mirrors.state(PRIMARY, BACKUP)).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def new_instance(emulator: ComputeEmulator) -> App:
+    """A fresh function instance: its own config and Compute clients."""
+    return App(parse_config(mirrors.config()), ComputeGateway(emulator.url))
+
+
+def deliver(app: App, sent: Sent) -> Outcome:
+    return handle(app, sent.message_id, sent.data())
+
+
+def deliver_until_acked(
+    emulator: ComputeEmulator, batch: Sequence[Sent], *, parallel: bool
+) -> None:
+    """Deliver like Pub/Sub: whatever asked for a retry is delivered again, up to 6 rounds."""
+    pending = list(batch)
+    for _ in range(6):
+        if not pending:
+            return
+        apps = [new_instance(emulator) for _ in pending]
+        if parallel:
+            with ThreadPoolExecutor(max_workers=len(pending)) as pool:
+                outcomes = list(pool.map(deliver, apps, pending))
+        else:
+            outcomes = [deliver(app, sent) for app, sent in zip(apps, pending, strict=True)]
+        pending = [sent for sent, out in zip(pending, outcomes, strict=True) if out.retry]
+    raise AssertionError(f"still failing after 6 deliveries: {pending}")
+
+
+def holders(emulator: ComputeEmulator) -> list[str]:
+    return [
+        member.name
+        for member in (PRIMARY, BACKUP)
+        if any(
+            alias["ipCidrRange"] == mirrors.VIP
+            for alias in emulator.instance(mirrors.PROJECT, member.zone, member.name)[
+                "networkInterfaces"
+            ][0].get("aliasIpRanges", [])
+        )
+    ]
+
+
+def assert_invariants(emulator: ComputeEmulator, newest: Sent) -> None:
+    """One holder, the newest event's member; static IP with it; other aliases intact."""
+    assert holders(emulator) == [newest.member.name]
+    for member in (PRIMARY, BACKUP):
+        instance = emulator.instance(mirrors.PROJECT, member.zone, member.name)
+        nic = instance["networkInterfaces"][0]
+        others = [
+            a["ipCidrRange"]
+            for a in nic.get("aliasIpRanges", [])
+            if a["ipCidrRange"] != mirrors.VIP
+        ]
+        assert others == OTHER_ALIASES[member.name]
+        has_static = any(c.get("natIP") == mirrors.STATIC_IP for c in nic.get("accessConfigs", []))
+        assert has_static == (member == newest.member)
+
+
+def mutation_count(emulator: ComputeEmulator) -> int:
+    return sum(1 for r in emulator.mutations() if any(m in r.method_id for m in MUTATIONS))
+
+
+def test_late_redelivery_of_an_older_event_never_moves_the_vip_back(
+    emulator: ComputeEmulator,
+) -> None:
+    to_primary, to_backup = events(PRIMARY, BACKUP, step_s=7200)
+    app = new_instance(emulator)
+    assert deliver(app, to_backup).outcome == "moved"
+    before = mutation_count(emulator)
+
+    late = deliver(app, to_primary)  # published two hours before the failover it would undo
+
+    assert late.outcome == "rejected"
+    assert late.error_reason == "stale_event"
+    assert "older than the last applied event" in (late.error or "")
+    assert mutation_count(emulator) == before
+    assert_invariants(emulator, to_backup)
+
+
+def test_mark_is_a_label_on_the_holder_and_other_labels_are_kept(emulator: ComputeEmulator) -> None:
+    emulator.edit_instance(
+        mirrors.PROJECT, BACKUP.zone, BACKUP.name, lambda inst: inst["labels"].update(env="prod")
+    )
+    (to_backup,) = events(BACKUP)
+    assert deliver(new_instance(emulator), to_backup).outcome == "moved"
+
+    labels = emulator.instance(mirrors.PROJECT, BACKUP.zone, BACKUP.name)["labels"]
+
+    assert labels == {
+        "env": "prod",
+        mark_label(mirrors.MIRROR): str(round(to_backup.published.timestamp() * 1000)),
+    }
+
+
+def test_old_event_for_the_current_holder_agrees_and_changes_nothing(
+    emulator: ComputeEmulator,
+) -> None:
+    first_backup, to_primary, to_backup = events(BACKUP, PRIMARY, BACKUP)
+    app = new_instance(emulator)
+    assert deliver(app, to_primary).outcome == "already_in_place"  # VIP starts on the primary
+    assert deliver(app, to_backup).outcome == "moved"
+    before = mutation_count(emulator)
+
+    assert deliver(app, first_backup).outcome == "already_in_place"
+    assert mutation_count(emulator) == before
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    order=st.permutations(range(5)),
+    members=st.lists(st.sampled_from([PRIMARY, BACKUP]), min_size=5, max_size=5),
+)
+def test_shuffled_sequences_end_on_the_newest_events_member(
+    order: list[int], members: list[Member]
+) -> None:
+    sent = events(*members)
+    with ComputeEmulator(mirrors.state(PRIMARY, BACKUP)) as emulator:
+        deliver_until_acked(emulator, [sent[i] for i in order], parallel=False)
+        assert_invariants(emulator, sent[-1])
+
+
+def test_two_instances_at_once_end_on_the_newer_events_member(emulator: ComputeEmulator) -> None:
+    emulator.set_op_latency(0.3)
+    older, newer = events(BACKUP, PRIMARY, step_s=1)
+
+    deliver_until_acked(emulator, [newer, older], parallel=True)
+
+    assert_invariants(emulator, newer)
+
+
+def test_duplicates_cost_no_mutation(emulator: ComputeEmulator) -> None:
+    (to_backup,) = events(BACKUP)
+    deliver_until_acked(emulator, [to_backup], parallel=False)
+    before = mutation_count(emulator)
+
+    deliver_until_acked(emulator, [to_backup, to_backup, to_backup], parallel=True)
+
+    assert mutation_count(emulator) == before
+    assert_invariants(emulator, to_backup)
+
+
+FAULTS = st.sampled_from(["none", "http503", "http429", "op_error", "lost_response"])
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    members=st.lists(st.sampled_from([PRIMARY, BACKUP]), min_size=2, max_size=4),
+    duplicates=st.lists(st.integers(min_value=0, max_value=3), max_size=3),
+    order=st.randoms(use_true_random=False),
+    faults=st.lists(FAULTS, min_size=1, max_size=3),
+)
+def test_random_interleavings_keep_the_invariants(
+    members: list[Member], duplicates: list[int], order: Any, faults: list[str]
+) -> None:
+    """Concurrent deliveries of events, duplicates, in any order, with injected faults."""
+    sent = events(*members, step_s=1)
+    batch = sent + [sent[i % len(sent)] for i in duplicates]
+    order.shuffle(batch)
+    with ComputeEmulator(mirrors.state(PRIMARY, BACKUP), op_latency=0.05) as emulator:
+        for fault in faults:
+            inject(emulator, fault)
+        deliver_until_acked(emulator, batch, parallel=True)
+        assert_invariants(emulator, sent[-1])
+        before = mutation_count(emulator)
+        deliver_until_acked(emulator, [sent[-1]], parallel=False)  # one more duplicate
+        assert mutation_count(emulator) == before
+
+
+def inject(emulator: ComputeEmulator, fault: str) -> None:
+    method = "compute.instances.updateNetworkInterface"
+    if fault == "http503":
+        emulator.fail_next(method, count=2, code=503)
+    elif fault == "http429":
+        emulator.fail_next("compute.instances.get", count=3, code=429)
+    elif fault == "op_error":
+        emulator.fail_next_operation(method)
+    elif fault == "lost_response":
+        emulator.fail_next(method, count=1, code=503, after_apply=True)
+
+
+def test_heartbeat_is_a_cheap_no_op_when_all_is_in_place(emulator: ComputeEmulator) -> None:
+    to_backup, heartbeat = events(BACKUP, BACKUP)
+    heartbeat = Sent(BACKUP, "hb-1", heartbeat.published, type="heartbeat")
+    app = new_instance(emulator)
+    assert deliver(app, to_backup).outcome == "moved"
+    before = mutation_count(emulator)
+
+    outcome = deliver(app, heartbeat)
+
+    assert outcome.outcome == "already_in_place"
+    assert outcome.event_type == "heartbeat"
+    assert mutation_count(emulator) == before
+    assert set(outcome.api_calls) == {"compute.instances.get", "compute.addresses.get"}
+
+
+def test_heartbeat_repairs_drift(emulator: ComputeEmulator) -> None:
+    to_backup, heartbeat = events(BACKUP, BACKUP)
+    heartbeat = Sent(BACKUP, "hb-1", heartbeat.published, type="heartbeat")
+    app = new_instance(emulator)
+    assert deliver(app, to_backup).outcome == "moved"
+
+    def remove_vip_by_hand(instance: dict[str, Any]) -> None:
+        nic = instance["networkInterfaces"][0]
+        nic["aliasIpRanges"] = [a for a in nic["aliasIpRanges"] if a["ipCidrRange"] != mirrors.VIP]
+
+    emulator.edit_instance(mirrors.PROJECT, BACKUP.zone, BACKUP.name, remove_vip_by_hand)
+    assert holders(emulator) == []
+
+    outcome = deliver(app, heartbeat)
+
+    assert outcome.outcome == "moved"
+    assert outcome.actions == ["add_alias:isc-backup-001"]
+    assert_invariants(emulator, to_backup)
+
+
+def test_concurrent_newer_event_supersedes_a_move_in_flight(emulator: ComputeEmulator) -> None:
+    """An older event's handler that sees a newer mark after its move hands the VIP on."""
+    emulator.set_op_latency(0.4)
+    older, newer = events(BACKUP, PRIMARY, step_s=1)
+    slow = new_instance(emulator)
+    result: list[Outcome] = []
+    worker = threading.Thread(target=lambda: result.append(deliver(slow, older)))
+    worker.start()
+    # Record the newer event's mark while the older move is in flight, as a concurrent
+    # handler would, by delivering the newer event once the older one has started writing.
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while not emulator.mutations() and datetime.now(UTC) < deadline:
+        threading.Event().wait(0.005)
+    fast = deliver(new_instance(emulator), newer)
+    worker.join()
+
+    deliver_until_acked(
+        emulator, [o for o, r in ((older, result[0]), (newer, fast)) if r.retry], parallel=False
+    )
+    assert_invariants(emulator, newer)
