@@ -20,6 +20,7 @@ API requests and operation end times share one clock: that is what the timelines
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib
 import json
@@ -30,12 +31,14 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from compute_emulator import ComputeEmulator
 from metadata_emulator import VM, MetadataEmulator
@@ -299,6 +302,90 @@ class FunctionProcess:
         return outcome_lines(self.log_text())
 
 
+class PushRelay:
+    """Pull from a subscription with many threads and POST each message to the function as a
+    push envelope: Eventarc's parallel delivery, which the emulator's push does not offer.
+
+    A 2xx answer acknowledges; anything else (an exception in the function, a refused
+    connection) leaves the message unacknowledged after a short pause, so it is redelivered.
+    """
+
+    PULL_TIMEOUT_S = 1.0
+    NACK_PAUSE_S = 0.5
+
+    def __init__(self, subscription: str, endpoint: str, threads: int) -> None:
+        self.subscription = subscription
+        self.endpoint = endpoint
+        self.threads = threads
+        self._stop = threading.Event()
+        self._workers: list[threading.Thread] = []
+        pubsub_v1: Any = importlib.import_module("google.cloud.pubsub_v1")
+        self._client: Any = pubsub_v1.SubscriberClient()
+
+    def start(self) -> PushRelay:
+        for index in range(self.threads):
+            worker = threading.Thread(target=self._run, name=f"push-relay-{index}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=10)
+        self._workers.clear()
+        self._client.close()
+
+    def _run(self) -> None:
+        from google.api_core import exceptions  # noqa: PLC0415
+
+        while not self._stop.is_set():
+            try:
+                response = self._client.pull(
+                    subscription=self.subscription, max_messages=1, timeout=self.PULL_TIMEOUT_S
+                )
+            except (exceptions.DeadlineExceeded, exceptions.ServiceUnavailable):
+                continue
+            except exceptions.GoogleAPICallError:
+                if self._stop.wait(self.NACK_PAUSE_S):
+                    return
+                continue
+            for received in response.received_messages:
+                if self._deliver(received.message):
+                    self._client.acknowledge(
+                        subscription=self.subscription, ack_ids=[received.ack_id]
+                    )
+                else:
+                    self._stop.wait(self.NACK_PAUSE_S)
+                    self._client.modify_ack_deadline(
+                        subscription=self.subscription,
+                        ack_ids=[received.ack_id],
+                        ack_deadline_seconds=0,
+                    )
+
+    def _deliver(self, message: Any) -> bool:
+        envelope = {
+            "message": {
+                "data": base64.b64encode(message.data).decode(),
+                "messageId": message.message_id,
+                "publishTime": message.publish_time.rfc3339(),
+                "attributes": dict(message.attributes),
+            },
+            "subscription": self.subscription,
+        }
+        request = urllib.request.Request(  # noqa: S310 (the stack's own localhost endpoint)
+            self.endpoint,
+            data=json.dumps(envelope).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=600) as answer:  # noqa: S310
+                return 200 <= int(answer.status) < 300
+        except (OSError, urllib.error.URLError):
+            return False
+
+
 # --------------------------------------------------------------------------------------------------
 # Observations
 
@@ -352,6 +439,12 @@ class StackOptions:
     minimum_backoff_seconds: float = 0.5
     maximum_backoff_seconds: float = 2.0
     function_env: dict[str, str] = field(default_factory=dict)
+    delivery: Literal["push", "relay"] = "push"
+    """`push`: the emulator's push subscription. It runs two push loops per subscription, each
+    waiting for the function's answer, so at most two events are in flight (and it ignores
+    subscription filters, so sharding by mirror is not possible). `relay`: a pull subscription
+    drained by `PushRelay` threads that POST the same envelope, for Eventarc-like parallelism."""
+    relay_threads: int = 32
 
 
 class LocalStack:
@@ -388,7 +481,7 @@ class LocalStack:
         self.function_port = 0
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._saved_env: dict[str, str | None] = {}
-        self._publish_lock = threading.Lock()
+        self._relay: PushRelay | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -426,6 +519,8 @@ class LocalStack:
         """Stop the function, the emulators, close clients, restore env vars. Idempotent."""
         errors: list[BaseException] = []
         steps: list[Callable[[], None]] = []
+        if self._relay is not None:
+            steps.append(self._relay.stop)
         if self.function is not None:
             steps.append(self.function.stop)
         steps += [self.pubsub.stop, self._forget_publisher_clients, self.metadata.stop]
@@ -488,10 +583,12 @@ class LocalStack:
         pubsub.forget_clients()
 
     def _create_topic_and_push_subscription(self) -> None:
-        """The topic, and the push subscription that stands in for Eventarc's trigger.
+        """The topic, and the subscription that stands in for Eventarc's trigger.
 
-        The endpoint path names the topic so that functions-framework's conversion of the raw
-        push envelope gives the CloudEvent the right `source`.
+        `delivery="push"`: a push subscription to the function. The endpoint path names the
+        topic so that functions-framework's conversion of the raw push envelope gives the
+        CloudEvent the right `source`. `delivery="relay"`: a pull subscription that `PushRelay`
+        drains with many threads, because the emulator pushes at most two messages at a time.
         """
         from google.api_core import exceptions  # noqa: PLC0415
 
@@ -500,25 +597,28 @@ class LocalStack:
         options = self.options
         publisher = pubsub_v1.PublisherClient()
         subscriber = pubsub_v1.SubscriberClient()
+        request: JsonDict = {
+            "name": self.subscription,
+            "topic": self.topic,
+            "ack_deadline_seconds": options.ack_deadline_seconds,
+            "retry_policy": {
+                "minimum_backoff": timedelta(seconds=options.minimum_backoff_seconds),
+                "maximum_backoff": timedelta(seconds=options.maximum_backoff_seconds),
+            },
+        }
+        if options.delivery == "push":
+            request["push_config"] = {"push_endpoint": self.push_endpoint}
         try:
             with contextlib.suppress(exceptions.AlreadyExists):
                 publisher.create_topic(name=self.topic, timeout=30)
-            subscriber.create_subscription(
-                request={
-                    "name": self.subscription,
-                    "topic": self.topic,
-                    "push_config": {"push_endpoint": self.push_endpoint},
-                    "ack_deadline_seconds": options.ack_deadline_seconds,
-                    "retry_policy": {
-                        "minimum_backoff": timedelta(seconds=options.minimum_backoff_seconds),
-                        "maximum_backoff": timedelta(seconds=options.maximum_backoff_seconds),
-                    },
-                },
-                timeout=30,
-            )
+            subscriber.create_subscription(request=request, timeout=30)
         finally:
             publisher.transport.close()
             subscriber.close()
+        if options.delivery == "relay":
+            self._relay = PushRelay(
+                self.subscription, self.push_endpoint, options.relay_threads
+            ).start()
 
     @property
     def push_endpoint(self) -> str:
