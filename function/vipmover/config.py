@@ -246,7 +246,7 @@ def _identity(value: Any, where: str) -> IdentityConfig:
     if audience is not None:
         _string(audience, f"{where}.audience")
     certs_url = obj.get("certs_url") or GOOGLE_CERTS_URL
-    _string(certs_url, f"{where}.certs_url", re.compile(r"^https?://"), "an http(s) URL")
+    _string(certs_url, f"{where}.certs_url", re.compile(r"https?://\S+"), "an http(s) URL")
     skew = obj.get("max_clock_skew_seconds", 300)
     if isinstance(skew, bool) or not isinstance(skew, int | float) or not 0 <= skew <= 3600:
         raise ConfigError(f"{where}.max_clock_skew_seconds: expected 0..3600, got {skew!r}")

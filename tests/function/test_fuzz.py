@@ -271,10 +271,18 @@ def test_parser_and_schema_agree(doc: Any) -> None:
     schema_valid = VALIDATOR.is_valid(doc)
     if accepted:
         assert schema_valid, list(VALIDATOR.iter_errors(doc))
-    elif schema_valid:
+    elif schema_valid and not _has_trailing_newline(doc):
         # Only a date the pattern allows but no calendar has (2026-02-30, 24:00, leap seconds).
         with pytest.raises(EventRejected, match="occurred_at' is not a time"):
             parse_event(payload)
+
+
+def _has_trailing_newline(value: Any) -> bool:
+    """python-jsonschema matches `pattern` with Python's `re`, where `$` also matches before a
+    final newline; JSON Schema means ECMA-262, where it does not, and the parser refuses it."""
+    if isinstance(value, dict):
+        return any(_has_trailing_newline(v) for v in value.values())
+    return isinstance(value, str) and value.endswith("\n")
 
 
 # --------------------------------------------------------------------------------------------------
