@@ -432,3 +432,24 @@ def test_bad_config_fails_at_start_with_the_field_named(start_function: Function
     config["mirrors"][mirrors.MIRROR]["private_vip"] = "10.0.0.300/32"
     with pytest.raises(ConfigError, match=r"mirrors\.IRISMIRROR\.private_vip"):
         start_function(config)
+
+
+def test_operation_timeout_fails_then_redelivery_completes(
+    start_function: FunctionFactory, compute: ComputeEmulator
+) -> None:
+    """An operation still running at the move's deadline: a retryable failure, nothing lost."""
+    config = mirrors.config()
+    config["operation_timeout_seconds"] = 1
+    function = start_function(config)
+    compute.set_op_latency(3.0, UPDATE_NIC)
+    event = cloud_event(became_primary(mirrors.backup()))
+
+    timed_out = function.deliver(event)
+
+    assert timed_out.status == 500
+    assert timed_out.outcome["retry"] is True
+    assert timed_out.outcome["error_reason"] == "OperationTimeout"
+    compute.set_op_latency(0.0, UPDATE_NIC)
+    redelivered = function.deliver(event)
+    assert redelivered.outcome["outcome"] == "moved"
+    assert_vip_on(compute, mirrors.backup(), mirrors.primary())

@@ -60,3 +60,24 @@ def test_publish_calls_a_function_the_module_really_exports() -> None:
     signature.bind("MIRRORA", "IRIS-A")  # two positional arguments, as ObjectScript passes them
     assert "catch" in body
     assert "WriteToConsoleLog" in body
+
+
+HEARTBEAT_TASK = Path(__file__).resolve().parents[2] / "publisher" / "MirrorVipHeartbeat.cls"
+
+
+def test_heartbeat_task_is_a_task_definition_that_calls_the_exported_heartbeat() -> None:
+    text = HEARTBEAT_TASK.read_text(encoding="utf-8")
+    assert re.search(r"^Class \S+ Extends %SYS\.Task\.Definition$", text, re.MULTILINE)
+    assert "Method OnTask() As %Status" in text
+    called = re.findall(r'mod\."(\w+)"\(mirror, member\)', text)
+    assert called == ["heartbeat"]
+    assert "heartbeat" in mirrorvip_publisher.__all__
+    assert callable(mirrorvip_publisher.heartbeat)
+
+
+def test_heartbeat_task_skips_a_backup_and_never_fails_the_task() -> None:
+    text = HEARTBEAT_TASK.read_text(encoding="utf-8")
+    on_task = text[text.index("Method OnTask()") :]
+    assert "if '$SYSTEM.Mirror.IsPrimary() quit" in on_task
+    assert "catch ex" in on_task
+    assert on_task.split("catch ex")[1].count("quit $$$OK") == 1
