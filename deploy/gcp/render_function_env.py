@@ -4,6 +4,7 @@ deploy.sh calls this before `gcloud functions deploy`, so a typo in the mirror c
 deployment here, with the field it names (the function's own parser, `vipmover.config`), instead of
 crash-looping the deployed function. The env file carries the config as JSON text in
 `MIRROR_CONFIG`, because the deployed function reads environment variables, not the user's file.
+Verified identity (`identity.required`) is switched on unless the config sets it.
 
 Prints the function timeout to use: the function's own operation deadline
 (`operation_timeout_seconds`) plus a margin for the reads before and after, capped at 540 s, the
@@ -44,6 +45,11 @@ def render(mirror_config: Path, project: str) -> tuple[str, int]:
         ConfigError: naming the first invalid field.
     """
     raw = decode_document(mirror_config.read_text(encoding="utf-8"), str(mirror_config))
+    if isinstance(raw, dict):
+        # On GCP, events must prove which VM sent them unless the config says otherwise.
+        identity = raw.setdefault("identity", {})
+        if isinstance(identity, dict):
+            identity.setdefault("required", True)
     config = parse_config(raw, default_project=lambda: project)
     env = {
         "MIRROR_CONFIG": json.dumps(raw, separators=(",", ":"), sort_keys=True),

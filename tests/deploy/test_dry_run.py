@@ -88,7 +88,19 @@ def test_env_vars_file_carries_the_validated_mirror_config(commands: list[Comman
     assert set(env) == {"MIRROR_CONFIG", "GOOGLE_CLOUD_PROJECT"}
     assert env["GOOGLE_CLOUD_PROJECT"] == PROJECT
     original = yaml.safe_load((DEPLOY_DIR / "mirrors.example.yaml").read_text())
-    assert json.loads(env["MIRROR_CONFIG"]) == original
+    # Verified identity is on by default on GCP; everything else passes through unchanged.
+    assert json.loads(env["MIRROR_CONFIG"]) == original | {"identity": {"required": True}}
+
+
+def test_identity_can_be_switched_off_explicitly(tmp_path: Path) -> None:
+    mirrors = yaml.safe_load((DEPLOY_DIR / "mirrors.example.yaml").read_text())
+    mirrors["identity"] = {"required": False}
+    config = tmp_path / "mirrors.yaml"
+    config.write_text(yaml.safe_dump(mirrors))
+    commands = dry_run(tmp_path, "function", MIRROR_CONFIG_FILE=str(config))
+    env_file = Path(only(commands, "gcloud", "functions", "deploy").flag("env-vars-file") or "")
+    env = yaml.safe_load(env_file.read_text())
+    assert json.loads(env["MIRROR_CONFIG"])["identity"] == {"required": False}
 
 
 def test_function_timeout_follows_the_operation_deadline(tmp_path: Path) -> None:
