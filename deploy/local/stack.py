@@ -439,6 +439,9 @@ class StackOptions:
     minimum_backoff_seconds: float = 0.5
     maximum_backoff_seconds: float = 2.0
     function_env: dict[str, str] = field(default_factory=dict)
+    identity_required: bool = True
+    """The function accepts only events carrying a Google-signed instance identity token of the
+    member they name (as deployed); the metadata emulator signs and serves the certs."""
     delivery: Literal["push", "relay"] = "push"
     """`push`: the emulator's push subscription. It runs two push loops per subscription, each
     waiting for the function's answer, so at most two events are in flight (and it ignores
@@ -545,12 +548,21 @@ class LocalStack:
     def function_env(self) -> dict[str, str]:
         """The function's environment: what a deployment sets, pointed at the emulator."""
         return {
-            "MIRROR_CONFIG": json.dumps(mirror_config(list(self.mirrors.values()))),
+            "MIRROR_CONFIG": json.dumps(self.function_config()),
             "COMPUTE_API_ENDPOINT": self.compute.url,
             "GOOGLE_CLOUD_PROJECT": self.project,
             "THREADS": str(self.options.function_threads),
             **self.options.function_env,
         }
+
+    def function_config(self) -> JsonDict:
+        """MIRROR_CONFIG: every mirror, and identity checked against the metadata emulator."""
+        config = mirror_config(list(self.mirrors.values()))
+        config["identity"] = {
+            "required": self.options.identity_required,
+            "certs_url": self.metadata.certs_url,
+        }
+        return config
 
     def kill_function(self) -> None:
         """Crash the function (SIGKILL of its process group)."""

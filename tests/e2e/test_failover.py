@@ -18,6 +18,7 @@ import pytest
 
 from stack import LocalStack, Published, holds_everything, milestones
 from support import mirrors
+from support.events import became_primary
 
 from .conftest import LAYOUTS
 
@@ -65,6 +66,7 @@ def test_failover_and_failback(stack: LocalStack) -> None:
     assert over["to_instance"].endswith(f"/{BACKUP}")
     assert over["mirror"] == mirror
     assert over["retry"] is False
+    assert over["identity"] == "verified"  # the backup's token, signed by its metadata server
     assert_only_holder(stack, mirror, BACKUP)
 
     back = fail_over(stack, mirror, PRIMARY)
@@ -119,6 +121,25 @@ def test_duplicates_change_nothing(stack: LocalStack) -> None:
     assert not [a for a in again["actions"] if not a.startswith("record_mark:")]
     assert set(stack.mutations_since(before_republish)) <= {"compute.instances.setLabels"}
     assert_only_holder(stack, mirror, BACKUP)
+
+
+def test_event_without_the_members_identity_token_moves_nothing(stack: LocalStack) -> None:
+    """Anyone who can publish on the topic could claim to be the backup: without the member's
+    identity token the function refuses, acknowledges (no retry) and writes nothing."""
+    mirror = mirrors.MIRROR
+    forged = became_primary(mirrors.backup())  # a well-formed v1 event, but no identity token
+    assert "identity_token" not in forged
+    before = time.monotonic()
+
+    message_id = stack.publish_raw(
+        json.dumps(forged).encode(), {"type": "became_primary", "mirror": mirror}
+    )
+    outcome = stack.wait_for_outcome(message_id, MOVE_TIMEOUT_S)
+
+    assert outcome["outcome"] == "rejected"
+    assert outcome["retry"] is False
+    assert stack.mutations_since(before) == []
+    assert_only_holder(stack, mirror, PRIMARY)
 
 
 def test_function_killed_mid_move_is_completed_by_redelivery(stack: LocalStack) -> None:
