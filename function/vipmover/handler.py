@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .compute import ComputeGateway
@@ -18,6 +19,8 @@ from .event import format_rfc3339, parse_event, unwrap_message
 from .identity import verify_identity
 from .mover import Mover, MoveReport
 from .outcome import Outcome
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ def _handle(
     else:
         outcome.identity = "not_required"
     published = message.publish_time or event.occurred_at
-    event_time_ms = round(published.timestamp() * 1000)
+    # Whole milliseconds, truncated as the log line's times are: a redelivery compares equal.
+    event_time_ms = (published - EPOCH) // timedelta(milliseconds=1)
     outcome.outcome = app.mover.move(
         mirror, target, outcome.event_id, report, event_time_ms, heartbeat=event.type == "heartbeat"
     )
