@@ -44,11 +44,12 @@ from .plan import (
     Unreadable,
     aliases_with,
     aliases_without,
+    decide_mark,
     holds_vip,
-    is_stale,
     mark_label,
     newest_mark,
     plan_move,
+    superseded_by,
 )
 
 MAX_FINGERPRINT_ATTEMPTS = 5
@@ -121,24 +122,16 @@ class Mover:
             report.step("read", started)
             report.public_ip = address
             newest = newest_mark(nics, label)
-            if event is not None and newest is not None and is_stale(event, newest):
-                # The event is older than one already applied for another member. It must not
-                # move the VIP; the state must still match the newest event, so converge there
-                # (a no-op unless a handler failed half-way or someone changed things by hand).
-                stale, target, event = event, newest.holder, None
-                report.actions.append(f"superseded_by:{target.name}")
+            decision = decide_mark(event, newest, target, heartbeat=heartbeat)
+            if decision.stale:
+                stale = event
+                report.actions.append(f"superseded_by:{decision.target.name}")
+            target, event = decision.target, decision.event
             _check_target(nics[target])
-            # A newer event becomes the mark. A heartbeat from the member that already holds the
-            # mark only re-asserts it, so it costs no write when all is in place.
-            record = (
-                event is not None
-                and (newest is None or newest < event)
-                and not (heartbeat and newest is not None and newest.holder == target)
-            )
             plan = plan_move(mirror, target, nics, address)
             if report.from_instance is None and plan.previous_holder:
                 report.from_instance = str(plan.previous_holder)
-            if not plan.changes and not record:
+            if not plan.changes and not decision.record:
                 if moved:
                     return "moved"
                 if stale is not None:
@@ -147,7 +140,7 @@ class Mover:
             started = time.monotonic()
             run = _MoveRun(self.gateway, mirror, plan, nics, event_key, report, deadline)
             chains = {"private_ms": run.move_private, "public_ms": run.move_public}
-            if record and event is not None:
+            if decision.record and event is not None:
                 chains["mark_ms"] = partial(run.record_mark, label, event.time_ms)
             _run_concurrently(chains, report)
             report.step("apply", started)
@@ -155,12 +148,8 @@ class Mover:
             started = time.monotonic()
             after = self._read_back(mirror, nics, deadline)
             report.step("verify", started)
-            successor = newest_mark(after, label)
-            if (
-                successor is not None
-                and successor.holder != target
-                and (event is None or event < successor)
-            ):
+            successor = superseded_by(event, target, newest_mark(after, label))
+            if successor is not None:
                 # A newer event was recorded while we moved: converge on its member, as its own
                 # handler does, so that whichever finishes last leaves the VIP there.
                 report.actions.append(f"superseded_by:{successor.holder.name}")

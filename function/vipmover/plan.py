@@ -138,6 +138,46 @@ def is_stale(event: Mark, newest: Mark | None) -> bool:
     return newest is not None and event.holder != newest.holder and event < newest
 
 
+@dataclass(frozen=True)
+class MarkDecision:
+    """What the high-water mark means for one round of a move."""
+
+    target: InstanceRef
+    """Where the VIP must go: the event's member, or the newest mark's when the event is stale."""
+    event: Mark | None
+    """The event still to be honoured (None once it turned out stale)."""
+    stale: bool
+    record: bool
+    """Write the event's time as the new mark on `target`."""
+
+
+def decide_mark(
+    event: Mark | None, newest: Mark | None, target: InstanceRef, *, heartbeat: bool = False
+) -> MarkDecision:
+    """Decide the target and whether to record a mark, from the event and the newest mark.
+
+    A stale event must not move the VIP, but the state must still match the newest event, so
+    the target becomes the newest mark's member (a no-op unless something broke halfway). A newer
+    event becomes the mark; a heartbeat from the member that already holds the mark only
+    re-asserts it, so it costs no write when all is in place.
+    """
+    if event is not None and newest is not None and is_stale(event, newest):
+        return MarkDecision(newest.holder, None, stale=True, record=False)
+    record = (
+        event is not None
+        and (newest is None or newest < event)
+        and not (heartbeat and newest is not None and newest.holder == target)
+    )
+    return MarkDecision(target, event, stale=False, record=record)
+
+
+def superseded_by(event: Mark | None, target: InstanceRef, after: Mark | None) -> Mark | None:
+    """The newer mark recorded by another handler while we moved, if any: it wins."""
+    if after is not None and after.holder != target and (event is None or event < after):
+        return after
+    return None
+
+
 def holds_vip(nic: NicState, vip: str) -> bool:
     """True when one of the NIC's alias ranges is exactly the VIP (`10.0.0.250` == `/32`)."""
     wanted = ipaddress.ip_network(vip, strict=False)

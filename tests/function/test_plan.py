@@ -9,11 +9,17 @@ from vipmover.config import InstanceRef, parse_config
 from vipmover.plan import (
     AccessConfig,
     AliasRange,
+    Mark,
+    MarkDecision,
     NicState,
     Unreadable,
     aliases_with,
     aliases_without,
+    decide_mark,
+    mark_label,
+    newest_mark,
     plan_move,
+    superseded_by,
 )
 
 pytestmark = pytest.mark.unit
@@ -114,3 +120,55 @@ def test_public_ip_on_no_member_is_attached_without_releases() -> None:
     assert plan.public.release == ()
     assert plan.public.clear_target is None
     assert plan.public.attach
+
+
+T1, T2 = 1_000, 2_000
+
+
+@pytest.mark.parametrize(
+    ("event", "newest", "heartbeat", "expected"),
+    [
+        # first event ever: recorded
+        (Mark(T1, B), None, False, MarkDecision(B, Mark(T1, B), stale=False, record=True)),
+        # newer event for another member: recorded, moves
+        (Mark(T2, B), Mark(T1, A), False, MarkDecision(B, Mark(T2, B), stale=False, record=True)),
+        # older event for another member: stale, converge on the mark's member, write nothing
+        (Mark(T1, A), Mark(T2, B), False, MarkDecision(B, None, stale=True, record=False)),
+        # older event for the mark's member: agrees, nothing to record
+        (Mark(T1, B), Mark(T2, B), False, MarkDecision(B, Mark(T1, B), stale=False, record=False)),
+        # the same event again (redelivery): nothing to record
+        (Mark(T2, B), Mark(T2, B), False, MarkDecision(B, Mark(T2, B), stale=False, record=False)),
+        # newer became_primary from the mark's member: advances the mark
+        (Mark(T2, B), Mark(T1, B), False, MarkDecision(B, Mark(T2, B), stale=False, record=True)),
+        # newer heartbeat from the mark's member: no write
+        (Mark(T2, B), Mark(T1, B), True, MarkDecision(B, Mark(T2, B), stale=False, record=False)),
+        # heartbeat from another member, newer than the mark: recorded
+        (Mark(T2, A), Mark(T1, B), True, MarkDecision(A, Mark(T2, A), stale=False, record=True)),
+        # no event time: move, never record
+        (None, Mark(T1, A), False, MarkDecision(B, None, stale=False, record=False)),
+    ],
+)
+def test_mark_decisions(
+    event: Mark | None, newest: Mark | None, heartbeat: bool, expected: MarkDecision
+) -> None:
+    target = event.holder if event else B
+    assert decide_mark(event, newest, target, heartbeat=heartbeat) == expected
+
+
+def test_a_newer_mark_recorded_meanwhile_supersedes_the_move() -> None:
+    assert superseded_by(Mark(T1, B), B, Mark(T2, A)) == Mark(T2, A)
+    assert superseded_by(None, B, Mark(T1, A)) == Mark(T1, A)
+    assert superseded_by(Mark(T2, B), B, Mark(T1, A)) is None  # ours is newer
+    assert superseded_by(Mark(T1, B), B, Mark(T2, B)) is None  # same member
+    assert superseded_by(Mark(T1, B), B, None) is None
+
+
+def test_newest_mark_ignores_other_mirrors_and_garbage() -> None:
+    label = mark_label("IRIS Mirror/2")
+    assert label == "mirror-vip-iris-mirror-2"
+    nics = {
+        A: NicState(A, "fp", (), (), labels={label: "1500", "mirror-vip-other": "9999"}),
+        B: NicState(B, "fp", (), (), labels={label: "not-a-number"}),
+    }
+    assert newest_mark(nics, label) == Mark(1500, A)
+    assert newest_mark({B: nics[B]}, label) is None
