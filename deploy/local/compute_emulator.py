@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
 from compute_model import (
@@ -75,6 +75,7 @@ from compute_model import (
     ip_in_use,
     parse_filter,
 )
+from lifecycle import Service
 
 SERVICE_PREFIX = "/compute/v1/"
 MUTATING_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -269,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
 
-class ComputeEmulator:
+class ComputeEmulator(Service):
     """An in-process Compute Engine API emulator on a local HTTP port.
 
     Args:
@@ -322,7 +323,7 @@ class ComputeEmulator:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> ComputeEmulator:
+    def start(self) -> Self:
         """Bind, serve in background threads, and return self."""
         if self._server is not None:
             return self
@@ -356,12 +357,6 @@ class ComputeEmulator:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads = []
-
-    def __enter__(self) -> ComputeEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:

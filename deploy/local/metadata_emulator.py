@@ -46,14 +46,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from lifecycle import Service
 
 METADATA_PREFIX = "/computeMetadata/v1/"
 CERTS_PATH = "/oauth2/v1/certs"
@@ -282,7 +283,7 @@ class _Listener:
     thread: threading.Thread | None = None
 
 
-class MetadataEmulator:
+class MetadataEmulator(Service):
     """Metadata servers for one or more VMs, each on its own port, in this process.
 
     Args:
@@ -320,7 +321,7 @@ class MetadataEmulator:
 
     # ---- lifecycle
 
-    def start(self) -> MetadataEmulator:
+    def start(self) -> Self:
         """Bind every VM's port and serve in background threads."""
         self._stopping.clear()
         for name in self._listeners:
@@ -332,17 +333,6 @@ class MetadataEmulator:
         self._stopping.set()
         for name in self._listeners:
             self._unserve(name)
-
-    def __enter__(self) -> MetadataEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _serve(self, name: str) -> None:
         listener = self._listeners[name]

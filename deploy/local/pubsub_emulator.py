@@ -32,8 +32,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO
+from typing import IO, Self
+
+from lifecycle import Service
 
 LAUNCHER_RELATIVE = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 DEFAULT_SDK_ROOTS = (Path("/usr/lib/google-cloud-sdk"), Path("/usr/share/google-cloud-sdk"))
@@ -98,7 +99,7 @@ def find_launcher() -> Path:
     )
 
 
-class PubSubEmulator:
+class PubSubEmulator(Service):
     """One Pub/Sub emulator JVM, owned by this object.
 
     Args:
@@ -147,7 +148,7 @@ class PubSubEmulator:
         data = Path(self._log.name).read_bytes()
         return data[-LOG_TAIL_CHARS:].decode(errors="replace")
 
-    def start(self) -> PubSubEmulator:
+    def start(self) -> Self:
         """Start the JVM and return once its port accepts connections."""
         if self._proc is not None:
             raise PubSubEmulatorError("emulator already started")
@@ -206,17 +207,6 @@ class PubSubEmulator:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> PubSubEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _kill_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -37,10 +37,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Self
 
 from compute_emulator import ComputeEmulator
+from lifecycle import Service
 from metadata_emulator import VM, MetadataEmulator
 from mirror_state import Member, instance_url, mirror_state, region_of, static_address
 from pubsub_emulator import PubSubEmulator, free_port, port_accepts
@@ -450,7 +450,7 @@ class StackOptions:
     relay_threads: int = 32
 
 
-class LocalStack:
+class LocalStack(Service):
     """Every part of the local pipeline, started together and stopped together.
 
     Use as a context manager; `stop` is idempotent and also runs when `start` fails half way.
@@ -488,18 +488,7 @@ class LocalStack:
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
-    def __enter__(self) -> LocalStack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> LocalStack:
+    def start(self) -> Self:
         """Start every part; on any failure stop what was started and re-raise."""
         try:
             self._workdir = tempfile.TemporaryDirectory(prefix="mirror-vip-stack-")
