@@ -438,17 +438,10 @@ class ComputeModel:
         """Validate a PATCH; returns the plan and the new alias list (None when not patched)."""
         instance = self.get_instance(*key)
         nic = self.find_nic(instance, nic_name)
-        if not isinstance(body, dict):
-            raise ApiError(400, "badRequest", "Invalid JSON payload received.")
-        unknown = set(body) - NETWORK_INTERFACE_FIELDS
-        if unknown:
-            raise unknown_field(sorted(unknown)[0], "resource")
-        sent_fingerprint = body.get("fingerprint")
-        if not sent_fingerprint:
-            raise required("resource.fingerprint")
-        if not isinstance(sent_fingerprint, str) or decode_fingerprint(sent_fingerprint) is None:
-            raise invalid("resource.fingerprint", sent_fingerprint, "Invalid fingerprint.")
-        check_fingerprint(sent_fingerprint, nic.get("fingerprint", ""))
+        body = checked_body(
+            body, NETWORK_INTERFACE_FIELDS, "fingerprint", nic.get("fingerprint", "")
+        )
+        sent_fingerprint = body["fingerprint"]
         for field, value in body.items():
             if field in UPDATABLE_NIC_FIELDS or field in {"fingerprint", "kind"}:
                 continue
@@ -637,17 +630,10 @@ class ComputeModel:
 
     def plan_set_labels(self, key: InstanceKey, body: Any) -> Plan:
         instance = self.get_instance(*key)
-        if not isinstance(body, dict):
-            raise ApiError(400, "badRequest", "Invalid JSON payload received.")
-        unknown = set(body) - SET_LABELS_FIELDS
-        if unknown:
-            raise unknown_field(sorted(unknown)[0], "resource")
-        sent = body.get("labelFingerprint")
-        if not sent:
-            raise required("resource.labelFingerprint")
-        if not isinstance(sent, str) or decode_fingerprint(sent) is None:
-            raise invalid("resource.labelFingerprint", sent, "Invalid fingerprint.")
-        check_fingerprint(sent, instance.get("labelFingerprint", ""))
+        body = checked_body(
+            body, SET_LABELS_FIELDS, "labelFingerprint", instance.get("labelFingerprint", "")
+        )
+        sent = body["labelFingerprint"]
         labels = body.get("labels") or {}
         if not isinstance(labels, dict):
             raise invalid("resource.labels", labels, "Expected a map.")
@@ -727,6 +713,29 @@ class ComputeModel:
 
 def _nic_content(nic: JsonDict) -> JsonDict:
     return {k: v for k, v in nic.items() if k != "fingerprint"}
+
+
+def checked_body(
+    body: Any, allowed: frozenset[str], fingerprint_field: str, current: str
+) -> JsonDict:
+    """A fingerprinted mutation's body: a JSON object of known fields with a current fingerprint.
+
+    Raises:
+        ApiError: 400 for a malformed body, unknown field or missing/invalid fingerprint; 412
+            for a stale one.
+    """
+    if not isinstance(body, dict):
+        raise ApiError(400, "badRequest", "Invalid JSON payload received.")
+    unknown = set(body) - allowed
+    if unknown:
+        raise unknown_field(sorted(unknown)[0], "resource")
+    sent = body.get(fingerprint_field)
+    if not sent:
+        raise required(f"resource.{fingerprint_field}")
+    if not isinstance(sent, str) or decode_fingerprint(sent) is None:
+        raise invalid(f"resource.{fingerprint_field}", sent, "Invalid fingerprint.")
+    check_fingerprint(sent, current)
+    return body
 
 
 def check_fingerprint(sent: str, current: str) -> None:
