@@ -82,27 +82,18 @@ def _is_retryable_status(code: int | None) -> bool:
     return code == 429 or (code is not None and code >= 500)
 
 
-class ComputeGateway:
-    """Typed, retried, counted access to the few Compute methods the mover needs.
+class _Clients:
+    """The Compute clients of one process, built once and lazily (importing costs nothing)."""
 
-    Args:
-        endpoint: `http://127.0.0.1:PORT` for an emulator (anonymous credentials), or None for the
-            real API with application default credentials.
-        credentials: Overrides the credentials chosen from `endpoint`.
-    """
-
-    def __init__(self, endpoint: str | None = None, credentials: Credentials | None = None) -> None:
-        self.endpoint = (endpoint or REAL_ENDPOINT).rstrip("/")
+    def __init__(self, endpoint: str, emulated: bool, credentials: Credentials | None) -> None:
+        self.endpoint = endpoint
+        self._emulated = emulated
         self._credentials = credentials
-        self._emulated = endpoint is not None
         self._lock = threading.Lock()
-        self._calls: Counter[str] = Counter()
         self._instances: compute_v1.InstancesClient | None = None
         self._operations: compute_v1.ZoneOperationsClient | None = None
         self._addresses: compute_v1.AddressesClient | None = None
         self._session: AuthorizedSession | None = None
-
-    # -- clients, built once and lazily so that importing costs nothing -----------------------
 
     def _creds(self) -> Credentials:
         if self._credentials is None:
@@ -123,7 +114,7 @@ class ComputeGateway:
             "transport": "rest",
         }
 
-    def _instances_client(self) -> compute_v1.InstancesClient:
+    def instances(self) -> compute_v1.InstancesClient:
         with self._lock:
             if self._instances is None:
                 from google.cloud import compute_v1  # noqa: PLC0415
@@ -131,7 +122,7 @@ class ComputeGateway:
                 self._instances = compute_v1.InstancesClient(**self._client_kwargs())
             return self._instances
 
-    def _operations_client(self) -> compute_v1.ZoneOperationsClient:
+    def operations(self) -> compute_v1.ZoneOperationsClient:
         with self._lock:
             if self._operations is None:
                 from google.cloud import compute_v1  # noqa: PLC0415
@@ -139,7 +130,7 @@ class ComputeGateway:
                 self._operations = compute_v1.ZoneOperationsClient(**self._client_kwargs())
             return self._operations
 
-    def _addresses_client(self) -> compute_v1.AddressesClient:
+    def addresses(self) -> compute_v1.AddressesClient:
         with self._lock:
             if self._addresses is None:
                 from google.cloud import compute_v1  # noqa: PLC0415
@@ -147,7 +138,7 @@ class ComputeGateway:
                 self._addresses = compute_v1.AddressesClient(**self._client_kwargs())
             return self._addresses
 
-    def _authorized_session(self) -> AuthorizedSession:
+    def session(self) -> AuthorizedSession:
         with self._lock:
             if self._session is None:
                 from google.auth.transport.requests import AuthorizedSession  # noqa: PLC0415
@@ -155,12 +146,41 @@ class ComputeGateway:
                 self._session = AuthorizedSession(self._creds())  # type: ignore[no-untyped-call]
             return self._session
 
+
+class ComputeGateway:
+    """Typed, retried, counted access to the few Compute methods the mover needs.
+
+    Args:
+        endpoint: `http://127.0.0.1:PORT` for an emulator (anonymous credentials), or None for the
+            real API with application default credentials.
+        credentials: Overrides the credentials chosen from `endpoint`.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        credentials: Credentials | None = None,
+        *,
+        clients: _Clients | None = None,
+    ) -> None:
+        self.endpoint = (endpoint or REAL_ENDPOINT).rstrip("/")
+        self._clients = clients or _Clients(self.endpoint, endpoint is not None, credentials)
+        self._lock = threading.Lock()
+        self._calls: Counter[str] = Counter()
+
+    def for_event(self) -> ComputeGateway:
+        """A gateway sharing this one's clients, counting only its own calls.
+
+        One per event, so that the outcome's `api_calls` is right when events run concurrently.
+        """
+        return ComputeGateway(self._clients.endpoint, clients=self._clients)
+
     def warm_up(self) -> None:
         """Build every client now (at start-up) rather than on the first event's critical path."""
-        self._instances_client()
-        self._operations_client()
-        self._addresses_client()
-        self._authorized_session()
+        self._clients.instances()
+        self._clients.operations()
+        self._clients.addresses()
+        self._clients.session()
 
     # -- accounting and error mapping ---------------------------------------------------------
 
@@ -206,7 +226,7 @@ class ComputeGateway:
         """The named NIC of one instance, as plain data."""
         instance = self._call(
             "compute.instances.get",
-            lambda: self._instances_client().get(
+            lambda: self._clients.instances().get(
                 project=ref.project,
                 zone=ref.zone,
                 instance=ref.name,
@@ -237,7 +257,7 @@ class ComputeGateway:
         """The IP of a reserved address."""
         address = self._call(
             "compute.addresses.get",
-            lambda: self._addresses_client().get(
+            lambda: self._clients.addresses().get(
                 project=project, region=region, address=name, retry=None, timeout=CALL_TIMEOUT_S
             ),
             deadline,
@@ -282,7 +302,7 @@ class ComputeGateway:
         def patch() -> dict[str, Any]:
             from google.api_core import exceptions as gexc  # noqa: PLC0415
 
-            response = self._authorized_session().patch(
+            response = self._clients.session().patch(
                 url,
                 params={"networkInterface": nic_name, "requestId": request_id},
                 data=json.dumps(body),
@@ -336,7 +356,7 @@ class ComputeGateway:
         try:
             op = self._call(
                 "compute.instances.setLabels",
-                lambda: self._instances_client().set_labels_unary(
+                lambda: self._clients.instances().set_labels_unary(
                     request=request, retry=None, timeout=CALL_TIMEOUT_S
                 ),
                 deadline,
@@ -353,7 +373,7 @@ class ComputeGateway:
 
         op = self._call(
             "compute.instances.deleteAccessConfig",
-            lambda: self._instances_client().delete_access_config_unary(
+            lambda: self._clients.instances().delete_access_config_unary(
                 request=compute_v1.DeleteAccessConfigInstanceRequest(
                     project=ref.project,
                     zone=ref.zone,
@@ -385,7 +405,7 @@ class ComputeGateway:
         try:
             op = self._call(
                 "compute.instances.addAccessConfig",
-                lambda: self._instances_client().add_access_config_unary(
+                lambda: self._clients.instances().add_access_config_unary(
                     request=compute_v1.AddAccessConfigInstanceRequest(
                         project=ref.project,
                         zone=ref.zone,
@@ -432,7 +452,7 @@ class ComputeGateway:
                 result = self._call(
                     "compute.zoneOperations.wait",
                     partial(
-                        self._operations_client().wait,
+                        self._clients.operations().wait,
                         project=op.project,
                         zone=op.zone,
                         operation=op.name,

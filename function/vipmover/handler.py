@@ -30,10 +30,6 @@ class App:
     config: Config
     gateway: ComputeGateway
 
-    @property
-    def mover(self) -> Mover:
-        return Mover(self.gateway, self.config.operation_timeout_s)
-
 
 def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Outcome:
     """Process one `messagePublished` CloudEvent's data.
@@ -45,11 +41,12 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
         source: The CloudEvent source, `//pubsub.googleapis.com/projects/P/topics/T`.
     """
     started = time.monotonic()
-    calls_before = app.gateway.calls()
+    gateway = app.gateway.for_event()
     outcome = Outcome(event_id=event_id)
     report = MoveReport()
     try:
-        _handle(app, event_id, data, source, outcome, report)
+        mover = Mover(gateway, app.config.operation_timeout_s)
+        _handle(app, mover, event_id, data, source, outcome, report)
     except EventRejected as err:
         outcome.outcome, outcome.error, outcome.error_reason = "rejected", str(err), err.reason
     except PermanentError as err:
@@ -66,12 +63,18 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
     outcome.actions = report.actions
     outcome.steps_ms = report.steps_ms
     outcome.duration_ms = round((time.monotonic() - started) * 1000)
-    outcome.api_calls = dict(app.gateway.calls() - calls_before)
+    outcome.api_calls = dict(gateway.calls())
     return outcome
 
 
 def _handle(
-    app: App, event_id: str, data: Any, source: str | None, outcome: Outcome, report: MoveReport
+    app: App,
+    mover: Mover,
+    event_id: str,
+    data: Any,
+    source: str | None,
+    outcome: Outcome,
+    report: MoveReport,
 ) -> None:
     message = unwrap_message(data)
     outcome.event_id = event_id or message.message_id
@@ -109,6 +112,6 @@ def _handle(
     published = message.publish_time or event.occurred_at
     # Whole milliseconds, truncated as the log line's times are: a redelivery compares equal.
     event_time_ms = (published - EPOCH) // timedelta(milliseconds=1)
-    outcome.outcome = app.mover.move(
+    outcome.outcome = mover.move(
         mirror, target, outcome.event_id, report, event_time_ms, heartbeat=event.type == "heartbeat"
     )

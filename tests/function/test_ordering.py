@@ -306,3 +306,32 @@ def test_concurrent_newer_event_supersedes_a_move_in_flight(emulator: ComputeEmu
         emulator, [o for o, r in ((older, result[0]), (newer, fast)) if r.retry], parallel=False
     )
     assert_invariants(emulator, newer)
+
+
+def test_api_calls_are_counted_per_event_when_events_run_at_once() -> None:
+    """One function instance, two mirrors failing over at once: each line counts its own calls."""
+    other_primary = mirrors.primary(
+        name="isc2-primary-001", network_ip="10.0.0.21", aliases=("10.0.0.251/32",), nat_ip=None
+    )
+    other_backup = mirrors.backup(name="isc2-backup-001", network_ip="10.0.0.22")
+    first_primary = mirrors.primary(nat_ip=None)
+    state = mirrors.state(
+        first_primary, mirrors.backup(), other_primary, other_backup, public=False
+    )
+    config = mirrors.config(
+        mirrors.mirror_config(public=False),
+        mirrors.mirror_config(
+            [other_primary, other_backup], name="OTHER", vip="10.0.0.251/32", public=False
+        ),
+    )
+    with ComputeEmulator(state, op_latency=0.2) as emulator:
+        app = App(parse_config(config), ComputeGateway(emulator.url))
+        first = cloud_event(became_primary(mirrors.backup())).data
+        second = cloud_event(became_primary(other_backup, mirror="OTHER")).data
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            outcomes = list(pool.map(lambda data: handle(app, "m", data), [first, second]))
+
+    for outcome in outcomes:
+        assert outcome.outcome == "moved"
+        assert outcome.api_calls["compute.instances.updateNetworkInterface"] == 2
+        assert outcome.api_calls["compute.instances.get"] == 4
