@@ -41,18 +41,11 @@ for _extra in ("publisher", "deploy/local"):
     if str(REPO / _extra) not in sys.path:
         sys.path.insert(0, str(REPO / _extra))
 
+from function_process import FUNCTION_DIR, FunctionProcess, StackError  # noqa: E402
+from local_mirrors import mirror_layout  # noqa: E402
 from pubsub_emulator import free_port  # noqa: E402
-from stack import (  # noqa: E402
-    FUNCTION_DIR,
-    FunctionProcess,
-    LocalStack,
-    Published,
-    StackError,
-    StackOptions,
-    holds_everything,
-    milestones,
-    mirror_layout,
-)
+from stack import LocalStack, Published, StackOptions, holds_everything  # noqa: E402
+from timeline import milestones  # noqa: E402
 
 LATENCIES_S = (0.5, 2.0)
 TARGET_LATENCY_S = 2.0

@@ -26,16 +26,10 @@ for _extra in (HERE, HERE.parents[1] / "publisher"):
     if str(_extra) not in sys.path:
         sys.path.insert(0, str(_extra))
 
-from stack import (  # noqa: E402
-    LocalStack,
-    MirrorLayout,
-    StackError,
-    StackOptions,
-    format_timeline,
-    holds_everything,
-    iris_member_name,
-    mirror_layout,
-)
+from function_process import StackError  # noqa: E402
+from local_mirrors import MirrorLayout, iris_member_name, mirror_layout  # noqa: E402
+from stack import LocalStack, StackOptions, holds_everything  # noqa: E402
+from timeline import format_timeline  # noqa: E402
 
 NOISY_FIELDS = ("logging.googleapis.com/", "httpRequest")
 """Fields Cloud Logging fills in itself; left out of the printed lines to keep them readable."""

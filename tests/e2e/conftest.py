@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from local_mirrors import MirrorLayout, compute_state
 from mirror_state import Member
-from stack import LocalStack, MirrorLayout, StackOptions, compute_state
+from stack import LocalStack, StackOptions
 from support import mirrors
 
 OP_LATENCY_S = 0.5

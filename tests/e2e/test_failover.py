@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from stack import LocalStack, Published, holds_everything, milestones
+from stack import LocalStack, Published, holds_everything
 from support import mirrors
 from support.events import became_primary
+from timeline import milestones
 
 from .conftest import LAYOUTS
 
