@@ -52,11 +52,9 @@ from pubsub_emulator import PubSubEmulator, free_port
 from push_relay import PushRelay
 from timeline import TimelineEntry, build_timeline, instance_in_path
 
-PUBLISHER_DIR = REPO / "publisher"
 DEFAULT_TOPIC = "mirror-vip"
 PUBLISH_BUDGET_SECONDS = 10.0
 """The publisher's budget; the default 5 s is tight for a JVM emulator on a loaded 2-core box."""
-MUTATING_TYPES = ("updateNetworkInterface", "deleteAccessConfig", "addAccessConfig", "setLabels")
 
 JsonDict = dict[str, Any]
 

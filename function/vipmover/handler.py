@@ -8,7 +8,7 @@ raises, so that Pub/Sub redelivers.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ from .compute import ComputeGateway
 from .config import Config
 from .errors import EventRejected, MirrorVipError, PermanentError, RetryableError
 from .event import format_rfc3339, parse_event, unwrap_message
-from .identity import verify_identity
+from .identity import CertsCache, verify_identity
 from .mover import Mover, MoveReport
 from .outcome import Outcome
 
@@ -29,6 +29,8 @@ class App:
 
     config: Config
     gateway: ComputeGateway
+    certs: CertsCache = field(default_factory=CertsCache)
+    """Google's signing certs for identity tokens, cached for this instance's lifetime."""
 
 
 def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Outcome:
@@ -105,6 +107,7 @@ def _handle(
             config=app.config.identity,
             source=source,
             publish_time=message.publish_time,
+            certs=app.certs,
         )
         outcome.identity = "verified"
     else:

@@ -110,10 +110,6 @@ class CertsCache:
             return certs
 
 
-PROCESS_CERTS = CertsCache()
-"""The certs cache of this function instance (lives as long as the process)."""
-
-
 def _timestamp(claims: Mapping[str, Any], key: str) -> int:
     value = claims.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMESTAMP:
@@ -206,7 +202,7 @@ def verify_identity(
     config: IdentityConfig,
     source: str | None,
     publish_time: datetime | None,
-    certs: CertsCache = PROCESS_CERTS,
+    certs: CertsCache,
     now: datetime | None = None,
 ) -> Mapping[str, Any]:
     """Check the event's identity token end to end; return its verified claims.
