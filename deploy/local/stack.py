@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 from compute_emulator import ComputeEmulator
-from function_process import REPO, FunctionProcess, StackError
+from function_process import FunctionProcess, StackError
 from lifecycle import Service
 from local_mirrors import (
     DEFAULT_PROJECT,
