@@ -354,16 +354,15 @@ class ComputeGateway:
             request_id=request_id,
         )
         try:
-            op = self._call(
+            return self._mutate(
                 "compute.instances.setLabels",
-                lambda: self._clients.instances().set_labels_unary(
-                    request=request, retry=None, timeout=CALL_TIMEOUT_S
-                ),
+                ref,
+                self._clients.instances().set_labels_unary,
+                request,
                 deadline,
             )
         except gexc.PreconditionFailed as err:
             raise FingerprintRace(f"{ref}: label fingerprint changed ({err.message})") from None
-        return self._operation(ref.project, ref.zone, op)
 
     def delete_access_config(
         self, ref: InstanceRef, nic_name: str, config_name: str, request_id: str, deadline: float
@@ -371,23 +370,21 @@ class ComputeGateway:
         """Remove one access config (and so its external IP) from a NIC."""
         from google.cloud import compute_v1  # noqa: PLC0415
 
-        op = self._call(
+        request = compute_v1.DeleteAccessConfigInstanceRequest(
+            project=ref.project,
+            zone=ref.zone,
+            instance=ref.name,
+            access_config=config_name,
+            network_interface=nic_name,
+            request_id=request_id,
+        )
+        return self._mutate(
             "compute.instances.deleteAccessConfig",
-            lambda: self._clients.instances().delete_access_config_unary(
-                request=compute_v1.DeleteAccessConfigInstanceRequest(
-                    project=ref.project,
-                    zone=ref.zone,
-                    instance=ref.name,
-                    access_config=config_name,
-                    network_interface=nic_name,
-                    request_id=request_id,
-                ),
-                retry=None,
-                timeout=CALL_TIMEOUT_S,
-            ),
+            ref,
+            self._clients.instances().delete_access_config_unary,
+            request,
             deadline,
         )
-        return self._operation(ref.project, ref.zone, op)
 
     def add_access_config(
         self,
@@ -401,28 +398,41 @@ class ComputeGateway:
         """Attach the static external IP to a NIC under `config_name`."""
         from google.cloud import compute_v1  # noqa: PLC0415
 
-        config = compute_v1.AccessConfig(name=config_name, nat_i_p=nat_ip, type_="ONE_TO_ONE_NAT")
+        request = compute_v1.AddAccessConfigInstanceRequest(
+            project=ref.project,
+            zone=ref.zone,
+            instance=ref.name,
+            network_interface=nic_name,
+            access_config_resource=compute_v1.AccessConfig(
+                name=config_name, nat_i_p=nat_ip, type_="ONE_TO_ONE_NAT"
+            ),
+            request_id=request_id,
+        )
         try:
-            op = self._call(
+            return self._mutate(
                 "compute.instances.addAccessConfig",
-                lambda: self._clients.instances().add_access_config_unary(
-                    request=compute_v1.AddAccessConfigInstanceRequest(
-                        project=ref.project,
-                        zone=ref.zone,
-                        instance=ref.name,
-                        network_interface=nic_name,
-                        access_config_resource=config,
-                        request_id=request_id,
-                    ),
-                    retry=None,
-                    timeout=CALL_TIMEOUT_S,
-                ),
+                ref,
+                self._clients.instances().add_access_config_unary,
+                request,
                 deadline,
             )
         except RequestRefused as err:
             if ONE_ACCESS_CONFIG in str(err):
                 raise Conflict(f"{ref} already has an access config: {err}") from err
             raise
+
+    def _mutate(
+        self,
+        method_id: str,
+        ref: InstanceRef,
+        send: Callable[..., compute_v1.Operation],
+        request: Any,
+        deadline: float,
+    ) -> Operation:
+        """Send one instance mutation through the client, retried by `_call`."""
+        op = self._call(
+            method_id, lambda: send(request=request, retry=None, timeout=CALL_TIMEOUT_S), deadline
+        )
         return self._operation(ref.project, ref.zone, op)
 
     @staticmethod
