@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from compute_emulator import ComputeEmulator
+from emulators.layout import vip_on_first_vm
 from mirror_state import Member, instance_url, mirror_state
 
 pytestmark = pytest.mark.integration
@@ -40,14 +41,8 @@ EMULATOR_SCRIPT = Path(__file__).parents[2] / "deploy" / "local" / "compute_emul
 
 def mirror() -> dict[str, Any]:
     """iris-a holds the VIP and the static public IP; iris-b has neither."""
-    return mirror_state(
-        PROJECT,
-        [
-            Member("iris-a", ZONE_A, "10.0.0.10", aliases=(VIP,), nat_ip=PUBLIC_IP),
-            Member("iris-b", ZONE_B, "10.0.0.11"),
-        ],
-        secondary={"vips": "10.8.0.0/24"},
-        public_address=("iris-vip", PUBLIC_IP),
+    return vip_on_first_vm(
+        PROJECT, ZONE_A, ZONE_B, vip=VIP, public_ip=PUBLIC_IP, secondary={"vips": "10.8.0.0/24"}
     )
 
 

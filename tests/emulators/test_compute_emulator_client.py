@@ -15,7 +15,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
 from compute_emulator import ComputeEmulator
-from mirror_state import Member, instance_url, mirror_state
+from emulators.layout import vip_on_first_vm
+from mirror_state import instance_url
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +30,7 @@ PUBLIC_IP = "34.120.0.20"
 
 @pytest.fixture
 def emu() -> Iterator[ComputeEmulator]:
-    state = mirror_state(
-        PROJECT,
-        [
-            Member("iris-a", ZONE_A, "10.0.0.10", aliases=(VIP,), nat_ip=PUBLIC_IP),
-            Member("iris-b", ZONE_B, "10.0.0.11"),
-        ],
-        public_address=("iris-vip", PUBLIC_IP),
-    )
+    state = vip_on_first_vm(PROJECT, ZONE_A, ZONE_B, vip=VIP, public_ip=PUBLIC_IP)
     emulator = ComputeEmulator(state).start()
     try:
         yield emulator

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from compute_emulator import ComputeEmulator
-from mirror_state import Member, instance_url, mirror_state
+from emulators.layout import vip_on_first_vm
+from mirror_state import instance_url
 
 GCLOUD = shutil.which("gcloud")
 pytestmark = [
@@ -41,14 +42,7 @@ Gcloud = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def emu() -> Iterator[ComputeEmulator]:
-    state = mirror_state(
-        PROJECT,
-        [
-            Member("iris-a", ZONE_A, "10.0.0.10", aliases=(VIP,), nat_ip=PUBLIC_IP),
-            Member("iris-b", ZONE_B, "10.0.0.11"),
-        ],
-        public_address=("iris-vip", PUBLIC_IP),
-    )
+    state = vip_on_first_vm(PROJECT, ZONE_A, ZONE_B, vip=VIP, public_ip=PUBLIC_IP)
     for instance in state["instances"]:
         instance["networkInterfaces"][0]["fingerprint"] = base64.b64encode(FINGERPRINT).decode()
     emulator = ComputeEmulator(state).start()
