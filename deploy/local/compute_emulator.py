@@ -42,6 +42,7 @@ import argparse
 import collections
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import heapq
 import itertools
@@ -80,6 +81,7 @@ from lifecycle import Service
 SERVICE_PREFIX = "/compute/v1/"
 MUTATING_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 OPERATION_USER = "emulator@compute-emulator.invalid"
+GARBLED_BODY = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
 @dataclass(frozen=True)
@@ -178,13 +180,17 @@ class _InjectedFault:
     reason: str
     message: str
     after_apply: bool
+    raw_body: str | None = None
 
 
 @dataclass
 class _InjectedOperationFault:
     remaining: int
-    error_code: str
+    error_code: str | None
+    """None: the operation ends DONE without error but applies nothing."""
     message: str
+    instance: str | None = None
+    """Only operations on this instance; None: any."""
 
 
 @dataclass
@@ -260,9 +266,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         status, payload = self.server.emulator.handle(self.command, self.path, raw)
-        data = json.dumps(payload).encode()
+        html = isinstance(payload, str)
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        kind = "text/html" if html else "application/json"
+        self.send_header("Content-Type", f"{kind}; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -449,6 +457,16 @@ class ComputeEmulator(Service):
                 )
             )
 
+    def garble_next(self, method_id: str, count: int = 1, code: int = 200) -> None:
+        """Answer the next `count` calls with an HTML page instead of the API's JSON.
+
+        What a proxy or Google's front end sends when something between us and the API fails.
+        """
+        with self._lock:
+            self._faults[method_id].append(
+                _InjectedFault(count, code, "", "", False, raw_body=GARBLED_BODY)
+            )
+
     def set_op_latency(self, seconds: float, method_id: str | None = None) -> None:
         """Delay before operations apply; `method_id` None sets the default for all mutations."""
         with self._lock:
@@ -463,12 +481,23 @@ class ComputeEmulator(Service):
         count: int = 1,
         error_code: str = "INTERNAL_ERROR",
         message: str = "Internal error.",
+        *,
+        instance: str | None = None,
     ) -> None:
-        """Accept the next `count` calls but finish their operations with `error`, unapplied."""
+        """Accept the next `count` calls (on `instance`, if named) but fail their operations."""
         with self._lock:
             self._operation_faults[method_id].append(
-                _InjectedOperationFault(count, error_code, message)
+                _InjectedOperationFault(count, error_code, message, instance)
             )
+
+    def drop_next_operation(self, method_id: str, count: int = 1) -> None:
+        """Accept the next `count` calls and end their operations DONE, without error, unapplied.
+
+        A write that reports success and changes nothing (as `deleteAccessConfig` with a wrong
+        name does, kubeip #59): what reading the state back after a move exists for.
+        """
+        with self._lock:
+            self._operation_faults[method_id].append(_InjectedOperationFault(count, None, ""))
 
     def set_zone_down(self, zone: str, down: bool = True) -> None:
         """Every request whose path names `zone` (operations too) answers 503."""
@@ -480,8 +509,14 @@ class ComputeEmulator(Service):
 
     # ---- HTTP dispatch -------------------------------------------------------------------------
 
-    def handle(self, http_method: str, raw_path: str, raw_body: bytes) -> tuple[int, JsonDict]:
-        """Serve one request: record it, inject faults, route it. Returns (status, JSON body)."""
+    def handle(
+        self, http_method: str, raw_path: str, raw_body: bytes
+    ) -> tuple[int, JsonDict | str]:
+        """Serve one request: record it, inject faults, route it.
+
+        Returns:
+            The status and the JSON body (or, for a garbled answer, an HTML page).
+        """
         split = urlsplit(raw_path)
         query = parse_qs(split.query, keep_blank_values=True)
         body: Any = None
@@ -508,6 +543,8 @@ class ComputeEmulator(Service):
                 f"The zone 'projects/{params.get('project', '-')}/zones/{zone}' is currently "
                 "unavailable.",
             )
+        if fault is not None and fault.raw_body is not None:
+            return fault.code, fault.raw_body
         if fault is not None and not fault.after_apply:
             return fault.code, error_payload(fault.code, fault.reason, fault.message)
         if route is None:
@@ -768,14 +805,17 @@ class ComputeEmulator(Service):
         }
         key: OperationKey = (project, zone, name)
         failure: OperationFailure | None = None
-        queue = self._operation_faults.get(method_id)
-        if queue:
-            fault = queue[0]
+        queue = self._operation_faults.get(method_id, [])
+        fault = next((f for f in queue if f.instance in {None, plan.target[2]}), None)
+        if fault is not None:
             fault.remaining -= 1
             if fault.remaining <= 0:
-                queue.pop(0)
-            status = 500 if fault.error_code == "INTERNAL_ERROR" else 400
-            failure = OperationFailure(fault.error_code, fault.message, status)
+                queue.remove(fault)
+            if fault.error_code is None:
+                plan = dataclasses.replace(plan, apply=lambda: None)
+            else:
+                status = 500 if fault.error_code == "INTERNAL_ERROR" else 400
+                failure = OperationFailure(fault.error_code, fault.message, status)
         self._operations[key] = _Operation(resource, plan, failure)
         latency = self._latencies.get(method_id, self._default_latency)
         if latency <= 0:

@@ -516,6 +516,7 @@ class ComputeModel:
                 raise invalid("resource.natIP", requested_ip, "Invalid IPv4 address.") from None
         project, zone, _ = key
         region = zone.rsplit("-", 1)[0]
+        self._check_tier(project, region, requested_ip, body.get("networkTier", "PREMIUM"))
 
         def apply() -> None:
             target = self._instance_for_apply(key)
@@ -532,8 +533,6 @@ class ComputeModel:
                 if others or self._nat_ip_holder(requested_ip, key) is not None:
                     raise OperationFailure("IP_IN_USE_BY_ANOTHER_RESOURCE", ip_in_use(requested_ip))
                 nat_ip = requested_ip
-                if address and "networkTier" in address and "networkTier" not in body:
-                    tier = address["networkTier"]
             else:
                 nat_ip = self._free_ephemeral_ip()
             target_nic["accessConfigs"] = [
@@ -579,6 +578,22 @@ class ComputeModel:
             self.sync_address_users(key[0], released)
 
         return self._plan("deleteAccessConfig", key, apply)
+
+    def _check_tier(self, project: str, region: str, ip: str | None, tier: str) -> None:
+        """A static IP is attached only with its own tier; an omitted tier means PREMIUM.
+
+        GCE refuses a STANDARD address attached with the default tier. Whether it says so on the
+        request or in the operation is unconfirmed: the emulator refuses on the request, which
+        also leaves the NIC untouched.
+        """
+        address = self._static_address(project, region, ip) if ip else None
+        if address is not None and address.get("networkTier", "PREMIUM") != tier:
+            raise invalid(
+                "resource.networkTier",
+                tier,
+                f"The network tier of the access config ({tier}) does not match the network "
+                f"tier of the external IP address {ip} ({address.get('networkTier')}).",
+            )
 
     def _static_address(self, project: str, region: str, ip: str) -> JsonDict | None:
         for (p, r, _), address in self.addresses.items():

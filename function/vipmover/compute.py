@@ -9,9 +9,10 @@ the body written out explicitly.
 Operations are awaited with `zoneOperations.wait` through a client built on our endpoint
 (`ExtendedOperation.result()` polls the real API even when pointed at an emulator).
 
-Every call is retried a few times on 429, 5xx and network errors; mutations carry a
-deterministic `requestId`, so a retry whose first attempt did land is not applied twice. What
-still fails is mapped onto `errors`: retryable or permanent.
+Every call is retried a few times on what may clear (429, 5xx, GCE's rate-quota 403s and
+`resourceNotReady` 400s, network and credential-refresh errors, garbled answers); mutations carry
+a deterministic `requestId`, so a retry whose first attempt did land is not applied twice. Every
+foreign exception is mapped onto `errors` here, in `map_api_error`, and nowhere else.
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import InstanceRef
 from .errors import (
+    AddressInUse,
     ApiUnavailable,
     Conflict,
     FingerprintRace,
+    MirrorVipError,
     OperationFailed,
     OperationTimeout,
     RequestRefused,
 )
-from .plan import AccessConfig, AliasRange, NicState
+from .plan import AccessConfig, AddressState, AliasRange, NicState
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -52,6 +55,9 @@ WAIT_CALL_S = 125.0
 RETRY_ATTEMPTS = 4
 ONE_ACCESS_CONFIG = "At most one access config"
 """GCE's 400 when a NIC already has its one access config (a concurrent attach, here)."""
+IN_USE_TEXT = "already being used by another resource"
+TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "resourceNotReady"})
+"""Reasons of 403/400 answers that clear by themselves: rate quotas, an instance restarting."""
 RETRY_BASE_S = 0.2
 REQUEST_ID_NAMESPACE = uuid.UUID("5b0f7f3e-2b0c-4c43-9a1e-6d1f0c6a1a10")
 
@@ -80,6 +86,53 @@ def request_id(*parts: str) -> str:
 
 def _is_retryable_status(code: int | None) -> bool:
     return code == 429 or (code is not None and code >= 500)
+
+
+def _reasons(err: Any) -> set[str]:
+    """GCE's `reason`s of an API error (`error.errors[].reason`, or the ErrorInfo reason)."""
+    reasons = {e.get("reason") for e in (err.errors or ()) if isinstance(e, dict)}
+    if getattr(err, "reason", None):
+        reasons.add(err.reason)
+    return {reason for reason in reasons if reason}
+
+
+def _map_http_error(method_id: str, err: Any) -> MirrorVipError:
+    """An HTTP error answer, classified by GCE's `reason` as much as by its status."""
+    code = err.code if isinstance(err.code, int) else None
+    text = f"{method_id}: HTTP {code}: {err.message}"
+    reasons = _reasons(err)
+    if code == 412:
+        return FingerprintRace(f"{method_id}: fingerprint changed (HTTP 412: {err.message})")
+    if _is_retryable_status(code) or reasons & TRANSIENT_REASONS:
+        return ApiUnavailable(f"{text} ({', '.join(sorted(reasons)) or 'transient'})")
+    if IN_USE_TEXT in str(err.message) or AddressInUse.code in reasons:
+        return AddressInUse(f"{AddressInUse.code}: {err.message}")
+    if ONE_ACCESS_CONFIG in str(err.message):
+        return Conflict(text)
+    return RequestRefused(text)
+
+
+def map_api_error(method_id: str, err: Exception) -> MirrorVipError | None:
+    """Our error for a foreign one raised by a call, or None when it is not an API failure.
+
+    `ApiUnavailable` means "may clear": the caller retries it in place, then asks for a
+    redelivery. Everything else is raised at once.
+    """
+    from google.api_core import exceptions as gexc  # noqa: PLC0415
+    from google.auth import exceptions as auth_exc  # noqa: PLC0415
+    from google.protobuf import json_format  # type: ignore[import-untyped]  # noqa: PLC0415
+    from requests import exceptions as rexc  # noqa: PLC0415
+
+    if isinstance(err, gexc.GoogleAPICallError):
+        return _map_http_error(method_id, err)
+    if isinstance(err, rexc.ConnectionError | rexc.Timeout):
+        return ApiUnavailable(f"{method_id}: {type(err).__name__}: {err}")
+    if isinstance(err, auth_exc.TransportError | auth_exc.RefreshError):
+        return ApiUnavailable(f"{method_id}: credentials: {type(err).__name__}: {err}")
+    if isinstance(err, ValueError | json_format.ParseError):
+        # requests' JSONDecodeError is a ValueError: an HTML error page from a proxy, say.
+        return ApiUnavailable(f"{method_id}: answer is not the API's JSON: {err}"[:300])
+    return None
 
 
 class _Clients:
@@ -196,25 +249,28 @@ class ComputeGateway:
         yield
 
     def _call(self, method_id: str, fn: Callable[[], T], deadline: float) -> T:
-        """Run one API call, retrying what may clear, and map failures onto our errors."""
-        from google.api_core import exceptions as gexc  # noqa: PLC0415
-        from requests import exceptions as rexc  # noqa: PLC0415
+        """Run one API call, retrying what may clear, and map failures onto our errors.
 
+        Raises:
+            OperationTimeout: the move's deadline passed before the call could be made, so
+                that the function still has time to log its outcome.
+        """
         attempt = 0
         while True:
+            if time.monotonic() >= deadline:
+                raise OperationTimeout(f"{method_id}: the move's deadline passed")
             attempt += 1
             try:
                 with self._counted(method_id):
                     return fn()
-            except gexc.PreconditionFailed:
+            except MirrorVipError:
                 raise
-            except gexc.GoogleAPICallError as err:
-                code = err.code if isinstance(err.code, int) else None
-                if not _is_retryable_status(code):
-                    raise RequestRefused(f"{method_id}: HTTP {code}: {err.message}") from err
-                failure: Exception = ApiUnavailable(f"{method_id}: HTTP {code}: {err.message}")
-            except (rexc.ConnectionError, rexc.Timeout) as err:
-                failure = ApiUnavailable(f"{method_id}: {type(err).__name__}: {err}")
+            except Exception as err:
+                failure = map_api_error(method_id, err)
+                if failure is None:
+                    raise
+                if not isinstance(failure, ApiUnavailable):
+                    raise failure from err
             pause = RETRY_BASE_S * 2 ** (attempt - 1) * (0.5 + random.random())  # noqa: S311
             if attempt >= RETRY_ATTEMPTS or time.monotonic() + pause >= deadline:
                 raise failure
@@ -253,8 +309,8 @@ class ComputeGateway:
                 )
         raise RequestRefused(f"{ref} has no network interface {nic_name}")
 
-    def address_ip(self, project: str, region: str, name: str, deadline: float) -> str:
-        """The IP of a reserved address."""
+    def read_address(self, project: str, region: str, name: str, deadline: float) -> AddressState:
+        """A reserved address: its IP, who uses it, and its network tier."""
         address = self._call(
             "compute.addresses.get",
             lambda: self._clients.addresses().get(
@@ -264,7 +320,31 @@ class ComputeGateway:
         )
         if not address.address:
             raise RequestRefused(f"address {project}/{region}/{name} has no IP")
-        return address.address
+        return AddressState(
+            name=name,
+            ip=address.address,
+            status=address.status,
+            users=tuple(address.users),
+            network_tier=address.network_tier or None,
+        )
+
+    def reserved_address_named(
+        self, project: str, region: str, ip: str, deadline: float
+    ) -> str | None:
+        """The name of the reserved address with this IP in the region, or None (ephemeral)."""
+
+        def find() -> str | None:
+            from google.cloud import compute_v1  # noqa: PLC0415
+
+            request = compute_v1.ListAddressesRequest(
+                project=project, region=region, filter=f'address = "{ip}"'
+            )
+            pages = self._clients.addresses().list(
+                request=request, retry=None, timeout=CALL_TIMEOUT_S
+            )
+            return next((a.name for a in pages if a.address == ip), None)
+
+        return self._call("compute.addresses.list", find, deadline)
 
     # -- mutations ----------------------------------------------------------------------------
 
@@ -280,6 +360,7 @@ class ComputeGateway:
 
         Raises:
             FingerprintRace: on 412; the caller re-reads and retries.
+            AddressInUse: GCE refused the request because another resource holds a range.
         """
         ref = nic.instance
         url = (
@@ -314,12 +395,7 @@ class ComputeGateway:
             result: dict[str, Any] = response.json()
             return result
 
-        from google.api_core import exceptions as gexc  # noqa: PLC0415
-
-        try:
-            raw = self._call("compute.instances.updateNetworkInterface", patch, deadline)
-        except gexc.PreconditionFailed as err:
-            raise FingerprintRace(f"{ref}: NIC fingerprint changed ({err.message})") from None
+        raw = self._call("compute.instances.updateNetworkInterface", patch, deadline)
         errors = (raw.get("error") or {}).get("errors") or [{}]
         error = (
             (errors[0].get("code", "UNKNOWN"), errors[0].get("message", ""))
@@ -340,7 +416,6 @@ class ComputeGateway:
         Raises:
             FingerprintRace: on 412; the caller re-reads and retries.
         """
-        from google.api_core import exceptions as gexc  # noqa: PLC0415
         from google.cloud import compute_v1  # noqa: PLC0415
 
         ref = nic.instance
@@ -353,16 +428,13 @@ class ComputeGateway:
             ),
             request_id=request_id,
         )
-        try:
-            return self._mutate(
-                "compute.instances.setLabels",
-                ref,
-                self._clients.instances().set_labels_unary,
-                request,
-                deadline,
-            )
-        except gexc.PreconditionFailed as err:
-            raise FingerprintRace(f"{ref}: label fingerprint changed ({err.message})") from None
+        return self._mutate(
+            "compute.instances.setLabels",
+            ref,
+            self._clients.instances().set_labels_unary,
+            request,
+            deadline,
+        )
 
     def delete_access_config(
         self, ref: InstanceRef, nic_name: str, config_name: str, request_id: str, deadline: float
@@ -391,35 +463,40 @@ class ComputeGateway:
         ref: InstanceRef,
         nic_name: str,
         config_name: str,
-        nat_ip: str,
         request_id: str,
         deadline: float,
+        *,
+        nat_ip: str | None = None,
+        network_tier: str | None = None,
     ) -> Operation:
-        """Attach the static external IP to a NIC under `config_name`."""
+        """Give a NIC an external IP: the static `nat_ip` (with its tier), or an ephemeral one.
+
+        Raises:
+            Conflict: the NIC already has its one access config (a concurrent attach).
+        """
         from google.cloud import compute_v1  # noqa: PLC0415
 
+        config = compute_v1.AccessConfig(name=config_name, type_="ONE_TO_ONE_NAT")
+        if nat_ip is not None:
+            config.nat_i_p = nat_ip
+        if network_tier is not None:
+            # GCE refuses a STANDARD-tier address attached with the default (PREMIUM) tier.
+            config.network_tier = network_tier
         request = compute_v1.AddAccessConfigInstanceRequest(
             project=ref.project,
             zone=ref.zone,
             instance=ref.name,
             network_interface=nic_name,
-            access_config_resource=compute_v1.AccessConfig(
-                name=config_name, nat_i_p=nat_ip, type_="ONE_TO_ONE_NAT"
-            ),
+            access_config_resource=config,
             request_id=request_id,
         )
-        try:
-            return self._mutate(
-                "compute.instances.addAccessConfig",
-                ref,
-                self._clients.instances().add_access_config_unary,
-                request,
-                deadline,
-            )
-        except RequestRefused as err:
-            if ONE_ACCESS_CONFIG in str(err):
-                raise Conflict(f"{ref} already has an access config: {err}") from err
-            raise
+        return self._mutate(
+            "compute.instances.addAccessConfig",
+            ref,
+            self._clients.instances().add_access_config_unary,
+            request,
+            deadline,
+        )
 
     def _mutate(
         self,
@@ -478,5 +555,7 @@ class ComputeGateway:
                     ) from None
                 raise
             op = self._operation(op.project, op.zone, result)
+        if op.error and op.error[0] == AddressInUse.code:
+            raise AddressInUse(f"{op.error[0]}: {op.error[1]}")
         if op.error:
             raise OperationFailed(op.error[0], op.error[1] or "operation failed")

@@ -26,6 +26,14 @@ PROJECT_RE = re.compile(r"^[a-z][-a-z0-9.:]{4,61}[a-z0-9]$")
 NIC_RE = re.compile(r"^nic[0-9]$")
 
 DEFAULT_OPERATION_TIMEOUT_S = 240.0
+FUNCTION_TIMEOUT_LIMIT_S = 540
+"""The longest an event-driven Cloud Function may run."""
+LOG_MARGIN_S = 60
+"""Time kept after the move's deadline to read back and log the outcome before the function
+is killed: a move that outlives the function leaves no outcome line at all."""
+MAX_OPERATION_TIMEOUT_S = FUNCTION_TIMEOUT_LIMIT_S - LOG_MARGIN_S
+MARK_NAME_CHARS = 49
+"""Characters of an instance name that the high-water mark label value keeps (63 - 14)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -39,6 +47,11 @@ class InstanceRef:
     def __str__(self) -> str:
         return f"{self.project}/{self.zone}/{self.name}"
 
+    @property
+    def region(self) -> str:
+        """`us-west1-a` -> `us-west1`."""
+        return self.zone.rsplit("-", 1)[0]
+
 
 @dataclass(frozen=True)
 class PublicIp:
@@ -47,6 +60,9 @@ class PublicIp:
     address_name: str
     region: str
     access_config_name: str
+    restore_ephemeral: bool = True
+    """Give the member that loses the static IP an ephemeral one back, so it keeps reaching
+    Google APIs (and can announce its own next promotion)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,11 @@ class Config:
     operation_timeout_s: float = DEFAULT_OPERATION_TIMEOUT_S
     identity: IdentityConfig = IdentityConfig()
 
+    def mirror(self, name: str) -> MirrorConfig | None:
+        """The mirror with this name, ignoring case: IRIS upper-cases mirror names."""
+        wanted = name.casefold()
+        return next((m for key, m in self.mirrors.items() if key.casefold() == wanted), None)
+
 
 def _require(obj: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in obj or obj[key] is None:
@@ -143,7 +164,9 @@ def _vip(value: Any, where: str) -> ipaddress.IPv4Network:
 
 def _public_ip(value: Any, where: str, default_region: str) -> PublicIp:
     obj = _mapping(value, where)
-    _no_unknown_keys(obj, {"address_name", "region", "access_config_name"}, where)
+    _no_unknown_keys(
+        obj, {"address_name", "region", "access_config_name", "restore_ephemeral"}, where
+    )
     address_name = _string(
         _require(obj, "address_name", where),
         f"{where}.address_name",
@@ -154,7 +177,10 @@ def _public_ip(value: Any, where: str, default_region: str) -> PublicIp:
     _string(region, f"{where}.region", REGION_RE, "a region such as us-west1")
     access_config_name = obj.get("access_config_name") or address_name
     _string(access_config_name, f"{where}.access_config_name")
-    return PublicIp(address_name, region, access_config_name)
+    restore = obj.get("restore_ephemeral", True)
+    if not isinstance(restore, bool):
+        raise ConfigError(f"{where}.restore_ephemeral: expected true or false, got {restore!r}")
+    return PublicIp(address_name, region, access_config_name, restore)
 
 
 def _members(value: Any, where: str, project: str) -> tuple[InstanceRef, ...]:
@@ -172,6 +198,13 @@ def _members(value: Any, where: str, project: str) -> tuple[InstanceRef, ...]:
         member = InstanceRef(project, zone, name)
         if member in members:
             raise ConfigError(f"{here}: {name} in {zone} is listed twice")
+        prefix = name[:MARK_NAME_CHARS]
+        twin = next((m for m in members if m.name[:MARK_NAME_CHARS] == prefix), None)
+        if twin is not None:
+            raise ConfigError(
+                f"{here}.instance: {name!r} and {twin.name!r} ({twin.zone}) share their first "
+                f"{MARK_NAME_CHARS} characters; the high-water mark names members by instance name"
+            )
         members.append(member)
     return tuple(members)
 
@@ -203,8 +236,7 @@ def _mirror(name: str, value: Any, default_project: Callable[[], str | None]) ->
     members = _members(_require(obj, "members", where), f"{where}.members", project)
     public_ip = None
     if obj.get("public_ip") is not None:
-        region = members[0].zone.rsplit("-", 1)[0]
-        public_ip = _public_ip(obj["public_ip"], f"{where}.public_ip", region)
+        public_ip = _public_ip(obj["public_ip"], f"{where}.public_ip", members[0].region)
     return MirrorConfig(name, project, nic, vip, range_name, public_ip, members)
 
 
@@ -224,14 +256,27 @@ def parse_config(raw: Any, default_project: Callable[[], str | None] = lambda: N
     mirrors_raw = _mapping(_require(root, "mirrors", "config"), "mirrors")
     if not mirrors_raw:
         raise ConfigError("mirrors: at least one mirror is required")
-    mirrors = {}
+    mirrors: dict[str, MirrorConfig] = {}
     for name, value in mirrors_raw.items():
         _string(name, "mirrors (key)")
+        same = next((other for other in mirrors if other.casefold() == name.casefold()), None)
+        if same is not None:
+            raise ConfigError(
+                f"mirrors.{name}: differs from mirror {same!r} only in case; IRIS mirror names "
+                "are case-insensitive"
+            )
         mirrors[name] = _mirror(name, value, default_project)
     _check_vips_disjoint(mirrors)
     timeout = root.get("operation_timeout_seconds", DEFAULT_OPERATION_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 1 <= timeout <= 540:
-        raise ConfigError(f"operation_timeout_seconds: expected 1..540, got {timeout!r}")
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 1 <= timeout <= MAX_OPERATION_TIMEOUT_S
+    ):
+        raise ConfigError(
+            f"operation_timeout_seconds: expected 1..{MAX_OPERATION_TIMEOUT_S} (the function's "
+            f"{FUNCTION_TIMEOUT_LIMIT_S} s limit less {LOG_MARGIN_S} s to log), got {timeout!r}"
+        )
     identity = _identity(root.get("identity") or {}, "identity")
     return Config(mirrors=mirrors, operation_timeout_s=float(timeout), identity=identity)
 

@@ -4,15 +4,21 @@ MirrorVipError
 ├── PermanentError        redelivery cannot help: log, acknowledge, never retry
 │   ├── ConfigError       the mirror configuration is invalid (raised at start-up)
 │   ├── EventRejected     the event is malformed, unknown or not allowed
-│   └── RequestRefused    the Compute API refused a request as invalid (400, 403, 404)
+│   ├── RequestRefused    the Compute API refused a request as invalid (400, 403, 404)
+│   └── PublicIpRefused   the private VIP moved; the static IP cannot follow (config, a non-member)
 └── RetryableError        redelivery may succeed: raise, so Pub/Sub redelivers
-    ├── ApiUnavailable    429, 5xx, connection errors and timeouts of one call
+    ├── ApiUnavailable    429, 5xx, rate quotas, resourceNotReady, network, auth and garbled answers
     ├── OperationFailed   an operation finished with an error
     ├── OperationTimeout  an operation did not finish before its deadline
-    ├── FingerprintRace   412 kept happening: someone else keeps changing the NIC
+    ├── FingerprintRace   412 kept happening: someone else keeps changing the NIC or labels
     ├── Conflict          a concurrent change got there first (e.g. the NIC's one access config)
+    │   └── AddressInUse  GCE says the VIP is used by another resource (HTTP 400 or operation error)
     ├── NotConverged      the state read back after the move is not the desired one
+    ├── PublicIpUnavailable  the private VIP moved; the static IP failed in a way that may clear
     └── IdentityUnavailable  the signing certs to verify identity tokens could not be fetched
+
+Whether an API answer is transient is decided by GCE's `reason`, not by the HTTP status alone:
+a 403 `rateLimitExceeded` is a rate quota, not a missing permission.
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ class EventRejected(PermanentError):
 
 class RequestRefused(PermanentError):
     """The Compute API answered 4xx (other than 412 and 429): fix the config or IAM."""
+
+
+class PublicIpRefused(PermanentError):
+    """The private VIP is in place, but the static public IP cannot be moved by redelivery."""
 
 
 class RetryableError(MirrorVipError):
@@ -70,8 +80,30 @@ class Conflict(RetryableError):
     """The API refused a change because a concurrent one got there first."""
 
 
+class AddressInUse(Conflict):
+    """GCE refused the VIP because another resource still holds it.
+
+    `IP_IN_USE_BY_ANOTHER_RESOURCE`, reported either on the request (HTTP 400) or in the
+    finished operation; both mean the same.
+    """
+
+    code = "IP_IN_USE_BY_ANOTHER_RESOURCE"
+
+
 class NotConverged(RetryableError):
     """After the move, the state read back is not what was planned."""
+
+
+class PublicIpUnavailable(RetryableError):
+    """The private VIP is in place; the static public IP failed in a way a redelivery may fix."""
+
+
+def public_ip_failure(cause: MirrorVipError, vip_note: str) -> MirrorVipError:
+    """Report a public-IP failure after the private VIP moved, keeping the cause's retry class."""
+    message = f"{vip_note}; static public IP not moved: {cause}"
+    if isinstance(cause, RetryableError):
+        return PublicIpUnavailable(message)
+    return PublicIpRefused(message)
 
 
 class IdentityUnavailable(RetryableError):

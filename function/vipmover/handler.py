@@ -14,7 +14,7 @@ from typing import Any
 
 from .compute import ComputeGateway
 from .config import Config
-from .errors import EventRejected, MirrorVipError, PermanentError, RetryableError
+from .errors import EventRejected, PermanentError, RetryableError
 from .event import format_rfc3339, parse_event, unwrap_message
 from .identity import CertsCache, verify_identity
 from .mover import Mover, MoveReport
@@ -57,12 +57,15 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
     except RetryableError as err:
         outcome.outcome, outcome.error, outcome.retry = "failed", str(err), True
         outcome.error_reason = type(err).__name__
-    except MirrorVipError as err:  # pragma: no cover - every error is one of the two kinds
-        outcome.outcome, outcome.error, outcome.retry = "failed", str(err), True
+    except Exception as err:  # noqa: BLE001 - the last line of defence: one line, a redelivery
+        # Anything unforeseen (a library's own exception, a bug) must still leave an outcome
+        # line and ask for a redelivery, rather than a bare HTTP 500 that nobody sees.
+        outcome.outcome, outcome.error, outcome.retry = "failed", str(err)[:500], True
         outcome.error_reason = type(err).__name__
     outcome.from_instance = outcome.from_instance or report.from_instance
     outcome.public_ip = report.public_ip
     outcome.actions = report.actions
+    outcome.notes = report.notes
     outcome.steps_ms = report.steps_ms
     outcome.duration_ms = round((time.monotonic() - started) * 1000)
     outcome.api_calls = dict(gateway.calls())
@@ -86,7 +89,7 @@ def _handle(
     outcome.event_type, outcome.mirror, outcome.member = event.type, event.mirror, event.member
     outcome.occurred_at = format_rfc3339(event.occurred_at)
     outcome.to_instance = str(event.instance)
-    mirror = app.config.mirrors.get(event.mirror)
+    mirror = app.config.mirror(event.mirror)
     if mirror is None:
         raise EventRejected("unknown_mirror", f"mirror {event.mirror!r} is not configured")
     outcome.vip = mirror.vip
@@ -100,6 +103,7 @@ def _handle(
         raise EventRejected(
             "not_a_member", f"{event.instance} is not a configured member of mirror {mirror.name}"
         )
+    outcome.mirror, outcome.from_member = mirror.name, True
     if app.config.identity.required:
         verify_identity(
             event.identity_token,

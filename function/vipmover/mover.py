@@ -17,15 +17,17 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Literal
 
 from .compute import ComputeGateway, request_id
-from .config import InstanceRef, MirrorConfig
+from .config import InstanceRef, MirrorConfig, PublicIp
 from .errors import (
+    AddressInUse,
+    ApiUnavailable,
     Conflict,
     EventRejected,
     FingerprintRace,
@@ -33,10 +35,15 @@ from .errors import (
     NotConverged,
     OperationFailed,
     OperationTimeout,
+    PublicIpRefused,
+    PublicIpUnavailable,
+    RequestRefused,
     RetryableError,
+    public_ip_failure,
 )
 from .event import format_rfc3339
 from .plan import (
+    AddressState,
     Mark,
     MovePlan,
     NicState,
@@ -47,13 +54,17 @@ from .plan import (
     decide_mark,
     holds_vip,
     mark_label,
+    mark_value,
     newest_mark,
+    parse_mark,
     plan_move,
     superseded_by,
 )
 
 MAX_FINGERPRINT_ATTEMPTS = 5
 MAX_ROUNDS = 3
+EPHEMERAL_CONFIG_NAME = "External NAT"
+"""The name GCE and gcloud give an instance's default external IP."""
 
 
 @dataclass
@@ -64,6 +75,8 @@ class MoveReport:
     public_ip: str | None = None
     actions: list[str] = field(default_factory=list)
     steps_ms: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Best-effort writes that failed without failing the move, with their errors."""
 
     def step(self, name: str, started: float) -> None:
         self.steps_ms[name] = round((time.monotonic() - started) * 1000)
@@ -101,7 +114,7 @@ class Mover:
             event_time_ms: When the event was published (Pub/Sub's clock), for the mirror's
                 high-water mark; None moves unconditionally and records no mark.
             heartbeat: The event re-asserts the current primary rather than announcing a new
-                one: the mark is not advanced for it when its member already holds it.
+                one: it never takes the VIP from the newest mark's member, never records one.
 
         Returns:
             `moved`, or `already_in_place` when nothing had to change.
@@ -110,6 +123,8 @@ class Mover:
             EventRejected: the event is stale, or the new primary is not running.
             RetryableError: a call, an operation or the final check failed.
             RequestRefused: the API refused a request as invalid.
+            PublicIpRefused, PublicIpUnavailable: the private VIP is in place, the public IP
+                is not.
         """
         deadline = time.monotonic() + self.operation_timeout_s
         label = mark_label(mirror.name)
@@ -117,36 +132,30 @@ class Mover:
         stale: Mark | None = None
         moved = False
         for _ in range(MAX_ROUNDS):
-            started = time.monotonic()
-            nics, address = self._read(mirror, deadline)
-            report.step("read", started)
-            report.public_ip = address
-            newest = newest_mark(nics, label)
+            seen = self._read(mirror, deadline, report)
+            newest = newest_mark(seen.nics, label)
             decision = decide_mark(event, newest, target, heartbeat=heartbeat)
             if decision.stale:
                 stale = event
                 report.actions.append(f"superseded_by:{decision.target.name}")
             target, event = decision.target, decision.event
-            _check_target(nics[target])
-            plan = plan_move(mirror, target, nics, address)
+            _check_target(seen.nics[target])
+            plan = self._plan(mirror, target, seen, deadline)
             if report.from_instance is None and plan.previous_holder:
                 report.from_instance = str(plan.previous_holder)
             if not plan.changes and not decision.record:
-                if moved:
-                    return "moved"
-                if stale is not None:
-                    raise EventRejected("stale_event", _stale_message(stale, newest))
-                return "already_in_place"
-            started = time.monotonic()
-            run = _MoveRun(self.gateway, mirror, plan, nics, event_key, report, deadline)
-            chains = {"private_ms": run.move_private, "public_ms": run.move_public}
-            if decision.record and event is not None:
-                chains["mark_ms"] = partial(run.record_mark, label, event.time_ms)
-            _run_concurrently(chains, report)
-            report.step("apply", started)
+                if stale is not None and not moved:
+                    raise EventRejected(
+                        "stale_heartbeat" if heartbeat else "stale_event",
+                        _stale_message(stale, newest, heartbeat=heartbeat),
+                    )
+                break
+            self._apply(
+                mirror, plan, seen, event if decision.record else None, event_key, report, deadline
+            )
             moved = moved or plan.changes
             started = time.monotonic()
-            after = self._read_back(mirror, nics, deadline)
+            after = self._read_back(mirror, seen.nics, deadline)
             report.step("verify", started)
             successor = superseded_by(event, target, newest_mark(after, label))
             if successor is not None:
@@ -155,39 +164,89 @@ class Mover:
                 report.actions.append(f"superseded_by:{successor.holder.name}")
                 target, event = successor.holder, None
                 continue
-            if not _divergences(mirror, plan, nics, after):
-                return "moved" if moved else "already_in_place"
+            if not _divergences(mirror, plan, seen.nics, after):
+                break
             # Someone changed the NICs while we wrote: read again and plan again.
-        raise NotConverged(
-            f"{mirror.name}: not converged after {MAX_ROUNDS} rounds: "
-            + "; ".join(_divergences(mirror, plan, nics, after))
-        )
+        else:
+            raise NotConverged(
+                f"{mirror.name}: not converged after {MAX_ROUNDS} rounds: "
+                + "; ".join(_divergences(mirror, plan, seen.nics, after))
+            )
+        _raise_public_problem(mirror, plan, seen, report)
+        return "moved" if moved else "already_in_place"
 
-    def _read(
-        self, mirror: MirrorConfig, deadline: float
-    ) -> tuple[dict[InstanceRef, NicState | Unreadable], str | None]:
-        """Every member's NIC and the static address, all at once."""
+    def _apply(
+        self,
+        mirror: MirrorConfig,
+        plan: MovePlan,
+        seen: _Seen,
+        mark: Mark | None,
+        event_key: str,
+        report: MoveReport,
+        deadline: float,
+    ) -> None:
+        """Run the private chain, the public chain and the mark writes concurrently."""
+        started = time.monotonic()
+        run = _MoveRun(self.gateway, mirror, plan, seen.nics, event_key, report, deadline)
+        chains = {"private_ms": run.move_private, "public_ms": run.move_public}
+        if mark is not None:
+            chains["mark_ms"] = partial(run.record_marks, mark_label(mirror.name), mark)
+        _run_concurrently(chains, report)
+        report.step("apply", started)
+
+    def _read(self, mirror: MirrorConfig, deadline: float, report: MoveReport) -> _Seen:
+        """Every member's NIC and the static address, all at once.
+
+        A member that cannot be read is `Unreadable` (its zone may be down); an address that
+        cannot be read is kept as the error, so that it never blocks the private VIP.
+        """
+        started = time.monotonic()
 
         def read_one(ref: InstanceRef) -> NicState | Unreadable:
             try:
                 return self.gateway.read_nic(ref, mirror.network_interface, deadline)
             except MirrorVipError as err:
-                return Unreadable(ref, str(err))
+                return Unreadable(ref, str(err), err)
+
+        def read_address(public: PublicIp) -> AddressState | MirrorVipError:
+            try:
+                return self.gateway.read_address(
+                    mirror.project, public.region, public.address_name, deadline
+                )
+            except MirrorVipError as err:
+                return err
 
         public = mirror.public_ip
         with ThreadPoolExecutor(max_workers=len(mirror.members) + 1) as pool:
-            address: Future[str] | None = None
-            if public:
-                address = pool.submit(
-                    self.gateway.address_ip,
-                    mirror.project,
-                    public.region,
-                    public.address_name,
-                    deadline,
-                )
+            address = pool.submit(read_address, public) if public else None
             reads = {ref: pool.submit(read_one, ref) for ref in mirror.members}
             nics = {ref: future.result() for ref, future in reads.items()}
-            return nics, address.result() if address else None
+            read = address.result() if address else None
+        report.step("read", started)
+        if isinstance(read, AddressState):
+            report.public_ip = read.ip
+            return _Seen(nics, read, None)
+        return _Seen(nics, None, read)
+
+    def _plan(
+        self, mirror: MirrorConfig, target: InstanceRef, seen: _Seen, deadline: float
+    ) -> MovePlan:
+        """The plan for `target`, after asking whether its own external IP is a reserved one."""
+        reserved = None
+        nic = seen.nics[target]
+        address = seen.address
+        if address is not None and isinstance(nic, NicState):
+            own = [c.nat_ip for c in nic.access_configs if c.nat_ip]
+            if own and address.ip not in own:
+                try:
+                    reserved = self.gateway.reserved_address_named(
+                        mirror.project, target.region, own[0], deadline
+                    )
+                except MirrorVipError as err:
+                    # Not knowing whether it is reserved, keep it: the public side waits.
+                    seen.public_errors.append(err)
+                    address = None
+        return plan_move(mirror, target, seen.nics, address, reserved)
 
     def _read_back(
         self,
@@ -205,6 +264,37 @@ class Mover:
             return {ref: future.result() for ref, future in zip(readable, reads, strict=True)}
 
 
+@dataclass
+class _Seen:
+    """One round's reads: every member's NIC, and the static address or why it is missing."""
+
+    nics: dict[InstanceRef, NicState | Unreadable]
+    address: AddressState | None
+    address_error: MirrorVipError | None
+    public_errors: list[MirrorVipError] = field(default_factory=list)
+
+
+def _raise_public_problem(
+    mirror: MirrorConfig, plan: MovePlan, seen: _Seen, report: MoveReport
+) -> None:
+    """After the private VIP is settled, say why the static IP did not follow, if it did not."""
+    if mirror.public_ip is None:
+        return
+    note = f"VIP {mirror.vip} is on {plan.target.name}"
+    problems = [e for e in (seen.address_error, *seen.public_errors) if e is not None]
+    if problems:
+        raise public_ip_failure(problems[0], note)
+    blocked = plan.public.blocked if plan.public else None
+    if blocked is not None:
+        report.actions.append("public_ip_blocked")
+        cause: MirrorVipError = (
+            PublicIpUnavailable(blocked.reason)
+            if blocked.retryable
+            else PublicIpRefused(blocked.reason)
+        )
+        raise public_ip_failure(cause, note)
+
+
 def _check_target(nic: NicState | Unreadable) -> None:
     if isinstance(nic, Unreadable):
         raise _unreadable_error(nic)
@@ -215,8 +305,14 @@ def _check_target(nic: NicState | Unreadable) -> None:
         )
 
 
-def _stale_message(event: Mark, newest: Mark | None) -> str:
+def _stale_message(event: Mark, newest: Mark | None, *, heartbeat: bool) -> str:
     assert newest is not None
+    if heartbeat:
+        return (
+            f"heartbeat from {event.holder}, but the last applied event "
+            f"({_ms_to_text(newest.time_ms)}) made {newest.holder} primary; a heartbeat never "
+            "takes the VIP from it"
+        )
     return (
         f"event for {event.holder} published at {_ms_to_text(event.time_ms)} is older than the "
         f"last applied event ({_ms_to_text(newest.time_ms)}), which made {newest.holder} primary"
@@ -252,7 +348,7 @@ def _divergence(mirror: MirrorConfig, plan: MovePlan, was: NicState, now: NicSta
     lost = set(aliases_without(was, mirror.vip)) - set(aliases_without(now, mirror.vip))
     if lost:
         problems.append(f"{ref} lost alias(es) {sorted(a.ip_cidr_range for a in lost)}")
-    if plan.public is not None:
+    if plan.public is not None and plan.public.blocked is None:
         has_ip = any(c.nat_ip == plan.public.address for c in now.access_configs)
         if has_ip != should_hold:
             problems.append(
@@ -297,7 +393,8 @@ class _MoveRun:
         patched = (*plan.remove_from, *((plan.target,) if plan.add_to_target else ()))
         self._alias_sent = {ref: threading.Event() for ref in patched}
         self._target_cleared = threading.Event()
-        if not (plan.public and plan.public.clear_target):
+        self._target_dropped = False
+        if not (plan.public and plan.public.clear_target and plan.public.blocked is None):
             self._target_cleared.set()
 
     # -- private VIP --------------------------------------------------------------------------
@@ -328,13 +425,16 @@ class _MoveRun:
             nic = self.gateway.read_nic(target, self.mirror.network_interface, self.deadline)
         try:
             self._set_vip(nic, True)
-        except OperationFailed as err:
-            if self.plan.unreadable and err.code == "IP_IN_USE_BY_ANOTHER_RESOURCE":
+        except AddressInUse as err:
+            if self.plan.unreadable:
                 names = ", ".join(str(u.instance) for u in self.plan.unreadable)
-                raise OperationFailed(
-                    err.code, f"{err}; unreadable member(s) {names} may still hold the VIP"
+                raise AddressInUse(
+                    f"{err}; unreadable member(s) {names} may still hold the VIP"
                 ) from err
-            raise
+            raise AddressInUse(
+                f"{err}; no readable member holds it: a resource outside mirror "
+                f"{self.mirror.name} does"
+            ) from err
 
     def _set_vip(self, nic: NicState, present: bool) -> None:
         """Add or remove the VIP on one NIC, keeping every other alias.
@@ -374,72 +474,120 @@ class _MoveRun:
 
     # -- high-water mark ----------------------------------------------------------------------
 
-    def record_mark(self, label: str, time_ms: int) -> None:
-        """Label the new primary with the event's time: the mirror's newest applied event.
+    def record_marks(self, label: str, mark: Mark) -> None:
+        """Record the event as the mirror's mark on every readable member.
 
-        setLabels replaces the whole map, so the instance's other labels are read and kept; a
-        412 means they changed, so read again. Labels have their own fingerprint, so this runs
-        alongside the NIC writes without disturbing them.
+        The mark on the new primary must be written (it fails the move otherwise); the copies
+        on the other members make the mark survive a rewrite of the holder's labels, and are
+        best effort (the old primary's zone may be down): a copy not written is reported.
         """
-        target = self._nic(self.plan.target)
+        members = tuple(self.nics)
+        tasks: dict[str, Callable[[], None]] = {}
+        for ref, nic in self.nics.items():
+            if isinstance(nic, NicState):
+                write = partial(self._write_mark, nic, label, mark, members)
+                tasks[ref.name] = (
+                    write if ref == self.plan.target else partial(self._tolerate, write, ref)
+                )
+        _run_concurrently(tasks, None)
+
+    def _write_mark(
+        self, nic: NicState, label: str, mark: Mark, members: tuple[InstanceRef, ...]
+    ) -> None:
+        """setLabels replaces the whole map: keep the instance's other labels; 412 re-reads."""
         for _ in range(MAX_FINGERPRINT_ATTEMPTS):
-            current = target.labels.get(label, "")
-            if current.isdigit() and int(current) >= time_ms:
+            current = parse_mark(nic.labels.get(label, ""), nic.instance, members)
+            if current is not None and current >= mark:
                 return
-            labels = {**target.labels, label: str(time_ms)}
-            rid = request_id(self.key, str(target.instance), "setLabels", target.label_fingerprint)
+            labels = {**nic.labels, label: mark_value(mark)}
+            rid = request_id(self.key, str(nic.instance), "setLabels", nic.label_fingerprint)
             try:
-                op = self.gateway.set_labels(target, labels, rid, self.deadline)
+                op = self.gateway.set_labels(nic, labels, rid, self.deadline)
             except FingerprintRace:
-                target = self.gateway.read_nic(
-                    target.instance, self.mirror.network_interface, self.deadline
+                nic = self.gateway.read_nic(
+                    nic.instance, self.mirror.network_interface, self.deadline
                 )
                 continue
             self.gateway.wait(op, self.deadline)
-            self.report.actions.append(f"record_mark:{target.instance.name}")
+            self.report.actions.append(f"record_mark:{nic.instance.name}")
             return
-        raise FingerprintRace(f"{target.instance}: labels changed on every try")
+        raise FingerprintRace(f"{nic.instance}: labels changed on every try")
 
     # -- public IP ----------------------------------------------------------------------------
 
     def move_public(self) -> None:
-        """Free the static IP and the target's access config slot, then attach the static IP."""
-        public, config, target = self.plan.public, self.mirror.public_ip, self.plan.target
-        if public is None or config is None or not public.changes:
+        """Free the static IP and the target's access config slot, then attach the static IP.
+
+        Former holders get an ephemeral IP back alongside the attach. If freeing fails after
+        the target's own external IP was dropped, the target gets an ephemeral one back, so
+        that no member is left without a way out.
+        """
+        public, target = self.plan.public, self.plan.target
+        if public is None or public.blocked is not None or not public.changes:
             return
         frees: dict[str, Callable[[], None]] = {
             f"release:{ref.name}": partial(self._release, ref, name) for ref, name in public.release
         }
         if public.clear_target:
             frees[f"clear:{target.name}"] = partial(self._clear_target, public.clear_target)
-        _run_concurrently(frees, None)
+        try:
+            _run_concurrently(frees, None)
+        except MirrorVipError:
+            if self._target_dropped:
+                self._tolerate(partial(self._restore_ephemeral, target), target)
+            raise
         self.report.actions.extend(_public_free_actions(public, target))
+        then: dict[str, Callable[[], None]] = {}
         if public.attach:
-            self._after_alias_patch(target)
-            rid = request_id(
-                self.key, str(target), "addAccessConfig", self._nic(target).fingerprint
+            then["attach"] = self._attach
+        for ref in public.restore:
+            then[f"restore:{ref.name}"] = partial(self._restore_ephemeral, ref)
+        _run_concurrently(then, None)
+
+    def _attach(self) -> None:
+        public, config, target = self.plan.public, self.mirror.public_ip, self.plan.target
+        assert public is not None
+        assert config is not None
+        self._after_alias_patch(target)
+        rid = request_id(self.key, str(target), "addAccessConfig", self._nic(target).fingerprint)
+        try:
+            op = self.gateway.add_access_config(
+                target,
+                self.mirror.network_interface,
+                config.access_config_name,
+                rid,
+                self.deadline,
+                nat_ip=public.address,
+                network_tier=public.network_tier,
             )
-            try:
-                op = self.gateway.add_access_config(
-                    target,
-                    self.mirror.network_interface,
-                    config.access_config_name,
-                    public.address,
-                    rid,
-                    self.deadline,
-                )
-            except Conflict:
-                # Another handler attached an access config first: fine if it is ours.
-                now = self.gateway.read_nic(target, self.mirror.network_interface, self.deadline)
-                if any(c.nat_ip == public.address for c in now.access_configs):
-                    return
-                raise
+        except Conflict:
+            # Another handler attached an access config first: fine if it is ours.
+            now = self.gateway.read_nic(target, self.mirror.network_interface, self.deadline)
+            if any(c.nat_ip == public.address for c in now.access_configs):
+                return
+            raise
+        self.gateway.wait(op, self.deadline)
+        self.report.actions.append(f"attach_public_ip:{target.name}")
+
+    def _restore_ephemeral(self, ref: InstanceRef) -> None:
+        """Give `ref` an ephemeral external IP: it may need one to reach Google APIs."""
+        rid = request_id(self.key, str(ref), "addEphemeralAccessConfig")
+        try:
+            op = self.gateway.add_access_config(
+                ref, self.mirror.network_interface, EPHEMERAL_CONFIG_NAME, rid, self.deadline
+            )
             self.gateway.wait(op, self.deadline)
-            self.report.actions.append(f"attach_public_ip:{target.name}")
+        except MirrorVipError as err:
+            # A redelivery would not know that this member had an external IP: a human must.
+            raise PublicIpRefused(
+                f"{ref.name} lost its external IP and could not get an ephemeral one back: {err}"
+            ) from err
+        self.report.actions.append(f"restore_ephemeral_ip:{ref.name}")
 
     def _clear_target(self, name: str) -> None:
         try:
             self._delete_access_config(self.plan.target, name)
+            self._target_dropped = True
         finally:
             self._target_cleared.set()
 
@@ -460,6 +608,15 @@ class _MoveRun:
         if sent is not None:
             _wait_for(sent, self.deadline, f"{ref}: alias update")
 
+    def _tolerate(self, task: Callable[[], None], ref: InstanceRef) -> None:
+        """Run a best-effort write; its failure becomes a `failed:` action, not the move's."""
+        try:
+            task()
+        except MirrorVipError as err:
+            step = getattr(task, "func", task).__name__.strip("_")
+            self.report.actions.append(f"failed:{step}:{ref.name}")
+            self.report.notes.append(f"{step} on {ref.name}: {err}")
+
     def _nic(self, ref: InstanceRef) -> NicState:
         nic = self.nics[ref]
         if isinstance(nic, Unreadable):
@@ -479,8 +636,12 @@ def _public_free_actions(public: PublicIpPlan, target: InstanceRef) -> list[str]
     return actions
 
 
-def _unreadable_error(nic: Unreadable) -> RetryableError:
-    return RetryableError(f"cannot read {nic.instance}: {nic.error}")
+def _unreadable_error(nic: Unreadable) -> MirrorVipError:
+    """The read's own error kind, naming the member: a 404 is permanent, a 503 is not."""
+    message = f"cannot read {nic.instance}: {nic.error}"
+    if isinstance(nic.cause, ApiUnavailable | RequestRefused | OperationTimeout):
+        return type(nic.cause)(message)
+    return RetryableError(message)
 
 
 def _run_concurrently(tasks: Mapping[str, Callable[[], None]], report: MoveReport | None) -> None:

@@ -19,6 +19,8 @@ SEVERITY: dict[str, int] = {
     "rejected": logging.WARNING,
     "failed": logging.ERROR,
 }
+ROUTINE_REJECTIONS = frozenset({"stale_event", "stale_heartbeat"})
+"""Rejections of a member's event that are the ordering guard at work, not a lost failover."""
 LOGGER_NAME = "mirror_vip"
 COMPONENT = "mirror-vip"
 
@@ -38,6 +40,8 @@ class Outcome:
     public_ip: str | None = None
     actions: list[str] = field(default_factory=list)
     steps_ms: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Best-effort writes that failed without failing the move (e.g. a mark copy)."""
     duration_ms: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
     error: str | None = None
@@ -49,7 +53,17 @@ class Outcome:
     occurred_at: str | None = None
     identity: Literal["verified", "not_required"] | None = None
     """Whether the sender's identity token was verified; None when rejected before or by it."""
+    from_member: bool = False
+    """The event named a configured member of a configured mirror: its rejection may be a
+    lost failover (a missing identity token, say), so it is logged at ERROR and alerts."""
     component: str = COMPONENT
+
+    def severity(self) -> int:
+        """INFO for success, WARNING for noise, ERROR for what may leave the VIP behind."""
+        routine = self.error_reason in ROUTINE_REJECTIONS
+        if self.outcome == "rejected" and self.from_member and not routine:
+            return logging.ERROR
+        return SEVERITY[self.outcome]
 
     def message(self) -> str:
         mirror = self.mirror or "?"
@@ -94,5 +108,5 @@ def outcome_logger() -> logging.Logger:
 def log_outcome(outcome: Outcome) -> None:
     """Write the event's one outcome line."""
     outcome_logger().log(
-        SEVERITY[outcome.outcome], outcome.message(), extra={"json_fields": outcome.fields()}
+        outcome.severity(), outcome.message(), extra={"json_fields": outcome.fields()}
     )

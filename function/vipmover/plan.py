@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .config import InstanceRef, MirrorConfig
@@ -55,13 +55,36 @@ class Unreadable:
 
     instance: InstanceRef
     error: str
+    cause: Exception | None = field(default=None, compare=False)
+    """The error that made it unreadable, so that the right kind is raised if it matters."""
+
+
+@dataclass(frozen=True)
+class AddressState:
+    """The mirror's reserved static external address, as read from the API."""
+
+    name: str
+    ip: str
+    status: str = "RESERVED"
+    users: tuple[str, ...] = ()
+    """Self links of the resources using it (at most one instance)."""
+    network_tier: str | None = None
+
+
+@dataclass(frozen=True)
+class PublicIpBlocked:
+    """Why the static IP cannot move now; the private VIP moves anyway."""
+
+    reason: str
+    retryable: bool
 
 
 @dataclass(frozen=True)
 class PublicIpPlan:
     """How the static external IP gets to the new primary.
 
-    `release` and `clear_target` are independent and run concurrently; `attach` runs after both.
+    `release` and `clear_target` are independent and run concurrently; `attach` and `restore`
+    run after both. With `blocked`, nothing on the public side changes at all.
     """
 
     address: str
@@ -70,6 +93,11 @@ class PublicIpPlan:
     clear_target: str | None = None
     """Name of an access config on the new primary (an ephemeral IP) that must make room."""
     attach: bool = False
+    network_tier: str | None = None
+    """The address's tier, carried in the access config that attaches it."""
+    restore: tuple[InstanceRef, ...] = ()
+    """Former holders that get an ephemeral external IP back, so they can still reach Google."""
+    blocked: PublicIpBlocked | None = None
 
     @property
     def changes(self) -> bool:
@@ -110,6 +138,7 @@ class Mark:
 
 
 MARK_PREFIX = "mirror-vip-"
+LABEL_VALUE_MAX = 63
 
 
 def mark_label(mirror_name: str) -> str:
@@ -120,12 +149,41 @@ def mark_label(mirror_name: str) -> str:
     return (MARK_PREFIX + re.sub(r"[^a-z0-9_-]", "-", mirror_name.lower()))[:63]
 
 
+def mark_value(mark: Mark) -> str:
+    """The label value recording `mark` on every member: `<epoch ms>-<holder's instance name>`.
+
+    The value names its holder, so the mark survives on the other members when the holder's
+    labels are rewritten (Terraform, `--clear-labels`, a re-created VM).
+    """
+    return f"{mark.time_ms}-{mark.holder.name}"[:LABEL_VALUE_MAX]
+
+
+def parse_mark(value: str, carrier: InstanceRef, members: Sequence[InstanceRef]) -> Mark | None:
+    """The mark a label value records, or None for anything else (ASCII digits only).
+
+    A bare number (the first release's format) names the member that carries it.
+    """
+    digits, dash, _ = value.partition("-")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 16:
+        return None
+    if not dash:
+        return Mark(int(digits), carrier)
+    named = [m for m in members if mark_value(Mark(int(digits), m)) == value]
+    return Mark(int(digits), named[0]) if len(named) == 1 else None
+
+
 def newest_mark(nics: Mapping[InstanceRef, NicState | Unreadable], label: str) -> Mark | None:
-    """The newest mark carried by any readable member, if any (unparsable values are ignored)."""
+    """The newest mark carried by any readable member, if any (unparsable values are ignored).
+
+    `nics` holds every configured member, so a value naming a member no longer configured
+    is ignored too.
+    """
+    members = tuple(nics)
     marks = [
-        Mark(int(nic.labels[label]), ref)
+        mark
         for ref, nic in nics.items()
-        if isinstance(nic, NicState) and nic.labels.get(label, "").isdigit()
+        if isinstance(nic, NicState) and label in nic.labels
+        if (mark := parse_mark(nic.labels[label], ref, members)) is not None
     ]
     return max(marks, default=None)
 
@@ -157,17 +215,22 @@ def decide_mark(
     """Decide the target and whether to record a mark, from the event and the newest mark.
 
     A stale event must not move the VIP, but the state must still match the newest event, so
-    the target becomes the newest mark's member (a no-op unless something broke halfway). A newer
-    event becomes the mark; a heartbeat from the member that already holds the mark only
-    re-asserts it, so it costs no write when all is in place.
+    the target becomes the newest mark's member (a no-op unless something broke halfway).
+
+    A heartbeat only says "I am still primary", checked at some moment before it was delivered:
+    it never takes the VIP from the member of the newest `became_primary`, however late that
+    was published, and it never records a mark (a heartbeat checked just before its member was
+    demoted must not make the real failover's event look stale). It places the VIP only for
+    the mark's member, or when there is no mark at all.
     """
-    if event is not None and newest is not None and is_stale(event, newest):
-        return MarkDecision(newest.holder, None, stale=True, record=False)
-    record = (
+    if (
         event is not None
-        and (newest is None or newest < event)
-        and not (heartbeat and newest is not None and newest.holder == target)
-    )
+        and newest is not None
+        and newest.holder != target
+        and (heartbeat or event < newest)
+    ):
+        return MarkDecision(newest.holder, None, stale=True, record=False)
+    record = event is not None and not heartbeat and (newest is None or newest < event)
     return MarkDecision(target, event, stale=False, record=record)
 
 
@@ -201,7 +264,8 @@ def plan_move(
     mirror: MirrorConfig,
     target: InstanceRef,
     nics: Mapping[InstanceRef, NicState | Unreadable],
-    public_address: str | None = None,
+    address: AddressState | None = None,
+    target_reserved: str | None = None,
 ) -> MovePlan:
     """Decide what must change so that `target`, and only `target`, holds the mirror's VIP.
 
@@ -209,15 +273,16 @@ def plan_move(
         mirror: The mirror's configuration.
         target: The member that became primary; must be one of `mirror.members`.
         nics: What was read for each member; unreadable members are left alone and reported.
-        public_address: The static external IP's address, when the mirror has one.
+        address: The static external address, when the mirror has one and it could be read.
+        target_reserved: The name of a reserved address that the target's own external IP is.
     """
     readable = {ref: nic for ref, nic in nics.items() if isinstance(nic, NicState)}
     unreadable = tuple(nic for nic in nics.values() if isinstance(nic, Unreadable))
     holders = tuple(sorted(ref for ref, nic in readable.items() if holds_vip(nic, mirror.vip)))
     target_nic = readable.get(target)
     public = None
-    if public_address is not None:
-        public = _plan_public_ip(target, target_nic, readable, public_address)
+    if address is not None:
+        public = _plan_public_ip(mirror, target, nics, address, target_reserved)
     return MovePlan(
         target=target,
         holders=holders,
@@ -228,25 +293,80 @@ def plan_move(
     )
 
 
+def instance_of(link: str) -> InstanceRef | None:
+    """The instance a self link names (`.../projects/P/zones/Z/instances/N`), if it is one."""
+    match = re.search(r"projects/([^/]+)/zones/([^/]+)/instances/([^/]+)$", link)
+    return InstanceRef(*match.groups()) if match else None
+
+
 def _plan_public_ip(
+    mirror: MirrorConfig,
     target: InstanceRef,
-    target_nic: NicState | None,
-    readable: Mapping[InstanceRef, NicState],
-    address: str,
+    nics: Mapping[InstanceRef, NicState | Unreadable],
+    address: AddressState,
+    target_reserved: str | None,
 ) -> PublicIpPlan:
+    readable = {ref: nic for ref, nic in nics.items() if isinstance(nic, NicState)}
+    target_nic = readable.get(target)
+    target_has_it = target_nic is not None and any(
+        config.nat_ip == address.ip for config in target_nic.access_configs
+    )
+    if not target_has_it:
+        blocked = _public_ip_blocker(mirror, target, nics, address, target_reserved)
+        if blocked is not None:
+            return PublicIpPlan(address=address.ip, blocked=blocked)
     release = tuple(
         (ref, config.name)
         for ref, nic in sorted(readable.items())
         if ref != target
         for config in nic.access_configs
-        if config.nat_ip == address
-    )
-    target_has_it = target_nic is not None and any(
-        config.nat_ip == address for config in target_nic.access_configs
+        if config.nat_ip == address.ip
     )
     clear_target = None
     if target_nic is not None and not target_has_it and target_nic.access_configs:
         clear_target = target_nic.access_configs[0].name
+    restore_ephemeral = mirror.public_ip is not None and mirror.public_ip.restore_ephemeral
     return PublicIpPlan(
-        address=address, release=release, clear_target=clear_target, attach=not target_has_it
+        address=address.ip,
+        release=release,
+        clear_target=clear_target,
+        attach=not target_has_it,
+        network_tier=address.network_tier,
+        restore=tuple(ref for ref, _ in release) if restore_ephemeral else (),
     )
+
+
+def _public_ip_blocker(
+    mirror: MirrorConfig,
+    target: InstanceRef,
+    nics: Mapping[InstanceRef, NicState | Unreadable],
+    address: AddressState,
+    target_reserved: str | None,
+) -> PublicIpBlocked | None:
+    """Why the static IP cannot be attached to `target` now, before anything is changed.
+
+    The new primary's own external IP is dropped only when the static IP can really follow:
+    never for a holder that cannot be reached (its zone down) or that is not a member.
+    """
+    what = f"static IP {address.ip} (address {address.name})"
+    for user in address.users:
+        ref = instance_of(user)
+        if ref is None or ref not in nics:
+            return PublicIpBlocked(
+                f"{what} is in use by {user}, which is not a member of mirror {mirror.name}; "
+                "mirror-vip will not take it",
+                retryable=False,
+            )
+        if isinstance(nics[ref], Unreadable) and ref != target:
+            return PublicIpBlocked(
+                f"{what} is held by {ref}, which cannot be read now; the new primary keeps its "
+                "own external IP until the static IP can be released",
+                retryable=True,
+            )
+    if target_reserved is not None:
+        return PublicIpBlocked(
+            f"{target.name} holds reserved address {target_reserved}; mirror-vip will not "
+            "detach it",
+            retryable=False,
+        )
+    return None

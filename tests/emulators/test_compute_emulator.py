@@ -657,6 +657,28 @@ def test_static_address_in_use_elsewhere_fails_the_operation(emu: ComputeEmulato
     ]
 
 
+def test_standard_tier_address_is_refused_without_its_tier(emu: ComputeEmulator) -> None:
+    """An omitted networkTier means PREMIUM: GCE refuses it for a STANDARD address."""
+    state = mirror()
+    state["addresses"][0]["networkTier"] = "STANDARD"
+    emu.load_state(state)
+    delete_access_config(emu, "iris-a", ZONE_A, "External NAT")
+
+    status, body = add_access_config(emu, "iris-b", ZONE_B, {"name": "x", "natIP": PUBLIC_IP})
+
+    assert status == 400
+    assert body["error"]["errors"][0]["reason"] == "invalid"
+    assert "STANDARD" in body["error"]["message"]
+    assert "accessConfigs" not in nic0(emu, "iris-b", ZONE_B)
+
+    status, operation = add_access_config(
+        emu, "iris-b", ZONE_B, {"name": "x", "natIP": PUBLIC_IP, "networkTier": "STANDARD"}
+    )
+
+    assert (status, "error" in operation) == (200, False)
+    assert nic0(emu, "iris-b", ZONE_B)["accessConfigs"][0]["networkTier"] == "STANDARD"
+
+
 def test_access_config_without_nat_ip_gets_an_ephemeral_address(emu: ComputeEmulator) -> None:
     _, operation = add_access_config(emu, "iris-b", ZONE_B, {"type": "ONE_TO_ONE_NAT"})
 
@@ -756,6 +778,39 @@ def test_fail_next_operation_ends_done_with_error_and_applies_nothing(emu: Compu
     assert aliases(emu, "iris-a", ZONE_A) == [VIP]
     assert "error" not in set_aliases(emu, "iris-a", ZONE_A, [])[1]
     assert aliases(emu, "iris-a", ZONE_A) == []
+
+
+def test_drop_next_operation_reports_success_and_applies_nothing(emu: ComputeEmulator) -> None:
+    emu.drop_next_operation("compute.instances.updateNetworkInterface")
+
+    status, operation = set_aliases(emu, "iris-a", ZONE_A, [])
+
+    assert (status, operation["status"], "error" in operation) == (200, "DONE", False)
+    assert aliases(emu, "iris-a", ZONE_A) == [VIP]
+
+
+def test_operation_fault_for_one_instance_spares_the_others(emu: ComputeEmulator) -> None:
+    emu.fail_next_operation("compute.instances.updateNetworkInterface", instance="iris-a")
+
+    assert "error" not in set_aliases(emu, "iris-b", ZONE_B, [])[1]
+    assert op_error_code(set_aliases(emu, "iris-a", ZONE_A, [])[1]) == "INTERNAL_ERROR"
+
+
+def test_garble_next_answers_an_html_page(emu: ComputeEmulator) -> None:
+    emu.garble_next("compute.instances.get")
+    url = urlsplit(emu.url)
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+    try:
+        connection.request("GET", instance_path("iris-a", ZONE_A))
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Content-Type")) == (
+            200,
+            "text/html; charset=UTF-8",
+        )
+        assert response.read().startswith(b"<html>")
+    finally:
+        connection.close()
+    assert call(emu, "GET", instance_path("iris-a", ZONE_A))[0] == 200
 
 
 def test_zone_down_answers_503_for_everything_in_it(emu: ComputeEmulator) -> None:

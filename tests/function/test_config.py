@@ -92,8 +92,20 @@ def test_public_ip_region_defaults_to_first_members_region() -> None:
         (f"{M}.public_ip.address_name", None, f"{M}.public_ip.address_name: required"),
         (f"{M}.public_ip.region", "west", f"{M}.public_ip.region: 'west' is not a region"),
         (f"{M}.public_ip", "isc-mirror", f"{M}.public_ip: expected an object"),
-        ("operation_timeout_seconds", 0, "operation_timeout_seconds: expected 1..540"),
-        ("operation_timeout_seconds", True, "operation_timeout_seconds: expected 1..540"),
+        ("operation_timeout_seconds", 0, "operation_timeout_seconds: expected 1..480"),
+        ("operation_timeout_seconds", True, "operation_timeout_seconds: expected 1..480"),
+        # 481 s + 60 s to log would outlive the function's 540 s: the move would log nothing.
+        ("operation_timeout_seconds", 481, "operation_timeout_seconds: expected 1..480"),
+        (
+            f"{M}.public_ip.restore_ephemeral",
+            "no",
+            f"{M}.public_ip.restore_ephemeral: expected true or false",
+        ),
+        (
+            f"{M}.members.1",
+            {"instance": "isc-primary-001", "zone": "us-west1-b"},
+            f"{M}.members[1].instance: 'isc-primary-001' and 'isc-primary-001' (us-west1-a) share",
+        ),
     ],
 )
 def test_bad_field_is_named(path: str, value: Any, message: str) -> None:
@@ -115,6 +127,21 @@ def test_two_mirrors_may_not_share_a_vip() -> None:
     with pytest.raises(
         ConfigError, match=r"^mirrors\.OTHER\.private_vip: overlaps the VIP of mirror"
     ):
+        parse_config(raw)
+
+
+def test_mirror_names_match_without_case_and_may_not_collide() -> None:
+    """IRIS upper-cases mirror names: `irismirror` in the config is IRIS's `IRISMIRROR`."""
+    config = parse_config(mirrors.config(mirrors.mirror_config(name="IrisMirror")))
+    found = config.mirror("IRISMIRROR")
+    assert found is not None
+    assert found.name == "IrisMirror"
+    assert config.mirror("OTHER") is None
+    raw = mirrors.config(
+        mirrors.mirror_config(), mirrors.mirror_config(name="irismirror", vip="10.0.0.251")
+    )
+    collision = r"^mirrors\.irismirror: differs from mirror 'IRISMIRROR' only in case"
+    with pytest.raises(ConfigError, match=collision):
         parse_config(raw)
 
 

@@ -260,7 +260,9 @@ def test_bad_identity_is_rejected_acknowledged_and_changes_nothing(
     assert delivery.status == 200
     outcome = delivery.outcome
     assert (outcome["outcome"], outcome["error_reason"]) == ("rejected", reason)
-    assert outcome["severity"] == "WARNING"
+    # The event names a configured member: its refusal may be a lost failover, so it alerts.
+    assert outcome["from_member"] is True
+    assert outcome["severity"] == "ERROR"
     assert outcome["retry"] is False
     assert outcome["identity"] is None
     assert outcome["error"]

@@ -15,57 +15,20 @@ import pytest
 
 from compute_emulator import ComputeEmulator
 from conftest import FunctionFactory
-from mirror_state import Member
 from support import mirrors
+from support.compute_view import (
+    UPDATE_NIC,
+    aliases,
+    assert_vip_on,
+    mutation_count,
+    nat_ips,
+    nic0,
+)
 from support.events import became_primary, cloud_event
 from support.function_app import FunctionUnderTest
 from vipmover.errors import ConfigError
 
 pytestmark = pytest.mark.integration
-
-UPDATE_NIC = "compute.instances.updateNetworkInterface"
-MUTATIONS = {
-    UPDATE_NIC,
-    "compute.instances.addAccessConfig",
-    "compute.instances.deleteAccessConfig",
-    "compute.instances.setLabels",
-}
-
-
-def nic0(compute: ComputeEmulator, member: Member) -> dict[str, Any]:
-    instance = compute.instance(mirrors.PROJECT, member.zone, member.name)
-    nic: dict[str, Any] = instance["networkInterfaces"][0]
-    return nic
-
-
-def aliases(compute: ComputeEmulator, member: Member) -> list[str]:
-    return [a["ipCidrRange"] for a in nic0(compute, member).get("aliasIpRanges", [])]
-
-
-def nat_ips(compute: ComputeEmulator, member: Member) -> list[str]:
-    return [c.get("natIP") for c in nic0(compute, member).get("accessConfigs", [])]
-
-
-def static_address(compute: ComputeEmulator) -> dict[str, Any]:
-    return compute.address(mirrors.PROJECT, mirrors.REGION, mirrors.STATIC_NAME)
-
-
-def mutation_count(compute: ComputeEmulator) -> int:
-    return sum(n for method, n in compute.call_counts().items() if method in MUTATIONS)
-
-
-def assert_vip_on(compute: ComputeEmulator, holder: Member, *others: Member) -> None:
-    """`holder` has the VIP and the static IP; the others have neither."""
-    assert mirrors.VIP in aliases(compute, holder)
-    assert mirrors.STATIC_IP in nat_ips(compute, holder)
-    for other in others:
-        assert mirrors.VIP not in aliases(compute, other)
-        assert mirrors.STATIC_IP not in nat_ips(compute, other)
-    address = static_address(compute)
-    assert address["status"] == "IN_USE"
-    assert address["users"] == [
-        compute.instance(mirrors.PROJECT, holder.zone, holder.name)["selfLink"]
-    ]
 
 
 def test_failover_moves_vip_and_public_ip(
@@ -91,9 +54,14 @@ def test_failover_moves_vip_and_public_ip(
         "add_alias:isc-backup-001",
         "attach_public_ip:isc-backup-001",
         "record_mark:isc-backup-001",
+        "record_mark:isc-primary-001",
         "release_public_ip:isc-primary-001",
         "remove_alias:isc-primary-001",
+        "restore_ephemeral_ip:isc-primary-001",
     ]
+    # The old primary keeps a way out to Google APIs: an ephemeral external IP, not the static.
+    (restored,) = nat_ips(compute, primary)
+    assert restored not in {None, mirrors.STATIC_IP}
     private = [a for a in outcome["actions"] if "alias" in a]
     assert private == ["remove_alias:isc-primary-001", "add_alias:isc-backup-001"]
     assert outcome["api_calls"][UPDATE_NIC] >= 2  # more when a concurrent write caused a 412
@@ -155,6 +123,7 @@ def test_vip_on_both_members_ends_on_the_new_primary_only(
     assert delivery.outcome["outcome"] == "moved"
     assert sorted(delivery.outcome["actions"]) == [
         "record_mark:isc-backup-001",
+        "record_mark:isc-primary-001",
         "remove_alias:isc-primary-001",
     ]
     assert aliases(compute, backup) == [mirrors.VIP]
@@ -252,6 +221,22 @@ def test_injected_412_is_retried(compute: ComputeEmulator, function: FunctionUnd
     assert_vip_on(compute, mirrors.backup(), mirrors.primary())
 
 
+def test_a_412_that_persists_past_the_retries_asks_for_redelivery(
+    compute: ComputeEmulator, function: FunctionUnderTest
+) -> None:
+    """Someone keeps changing the NIC: give up this delivery, change nothing, retry later."""
+    compute.fail_next(UPDATE_NIC, count=100, code=412)
+
+    delivery = function.deliver(cloud_event(became_primary(mirrors.backup())))
+
+    assert delivery.status == 500
+    assert delivery.outcome["retry"] is True
+    assert delivery.outcome["error_reason"] == "FingerprintRace"
+    assert "NIC changed on 5 tries" in delivery.outcome["error"]
+    assert aliases(compute, mirrors.primary()) == [mirrors.VIP]
+    assert aliases(compute, mirrors.backup()) == []
+
+
 def test_rate_limits_and_unavailability_are_retried_in_the_call(
     compute: ComputeEmulator, function: FunctionUnderTest
 ) -> None:
@@ -319,11 +304,14 @@ def test_operation_error_fails_then_redelivery_completes(
     assert_vip_on(compute, backup, primary)
 
 
+@pytest.mark.parametrize("mode", ["operation", "http"])
 def test_old_primary_zone_down_holding_the_vip_is_a_clear_retryable_failure(
-    start_function: FunctionFactory, compute: ComputeEmulator
+    start_function: FunctionFactory, compute: ComputeEmulator, mode: str
 ) -> None:
+    """GCE's "already being used" on the request (http) or in the operation: both retryable."""
     primary, backup = mirrors.primary(nat_ip=None), mirrors.backup()
     compute.load_state(mirrors.state(primary, backup, public=False))
+    compute.set_alias_conflict_mode("http" if mode == "http" else "operation")
     function = start_function(mirrors.config(mirrors.mirror_config(public=False)))
     compute.set_zone_down(primary.zone)
 
@@ -331,6 +319,7 @@ def test_old_primary_zone_down_holding_the_vip_is_a_clear_retryable_failure(
 
     assert delivery.status == 500
     assert delivery.outcome["retry"] is True
+    assert delivery.outcome["error_reason"] == "AddressInUse"
     assert "IP_IN_USE_BY_ANOTHER_RESOURCE" in delivery.outcome["error"]
     assert "isc-primary-001" in delivery.outcome["error"]
     compute.set_zone_down(primary.zone, down=False)

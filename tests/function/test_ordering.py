@@ -146,19 +146,21 @@ def test_late_redelivery_of_an_older_event_never_moves_the_vip_back(
     assert_invariants(emulator, to_backup)
 
 
-def test_mark_is_a_label_on_the_holder_and_other_labels_are_kept(emulator: ComputeEmulator) -> None:
+def test_mark_is_a_label_on_every_member_and_other_labels_are_kept(
+    emulator: ComputeEmulator,
+) -> None:
     emulator.edit_instance(
         mirrors.PROJECT, BACKUP.zone, BACKUP.name, lambda inst: inst["labels"].update(env="prod")
     )
     (to_backup,) = events(BACKUP)
     assert deliver(new_instance(emulator), to_backup).outcome == "moved"
 
+    mark = f"{round(to_backup.published.timestamp() * 1000)}-{BACKUP.name}"
     labels = emulator.instance(mirrors.PROJECT, BACKUP.zone, BACKUP.name)["labels"]
-
-    assert labels == {
-        "env": "prod",
-        mark_label(mirrors.MIRROR): str(round(to_backup.published.timestamp() * 1000)),
-    }
+    assert labels == {"env": "prod", mark_label(mirrors.MIRROR): mark}
+    # A copy on the old primary names the holder, so the mark survives a rewrite of its labels.
+    labels = emulator.instance(mirrors.PROJECT, PRIMARY.zone, PRIMARY.name)["labels"]
+    assert labels == {mark_label(mirrors.MIRROR): mark}
 
 
 def test_old_event_for_the_current_holder_agrees_and_changes_nothing(
@@ -335,3 +337,97 @@ def test_api_calls_are_counted_per_event_when_events_run_at_once() -> None:
         assert outcome.outcome == "moved"
         assert outcome.api_calls["compute.instances.updateNetworkInterface"] == 2
         assert outcome.api_calls["compute.instances.get"] == 4
+
+
+def test_heartbeat_from_a_demoted_member_never_takes_the_vip_back(
+    emulator: ComputeEmulator,
+) -> None:
+    """The primary checked `IsPrimary()` just before it was demoted; its heartbeat is published
+    after the backup's `became_primary` and delivered last: it must not move the VIP back."""
+    to_backup, late_heartbeat = events(BACKUP, PRIMARY, step_s=1)
+    late_heartbeat = Sent(PRIMARY, "hb-late", late_heartbeat.published, type="heartbeat")
+    app = new_instance(emulator)
+    assert deliver(app, to_backup).outcome == "moved"
+    before = mutation_count(emulator)
+
+    outcome = deliver(app, late_heartbeat)
+
+    assert outcome.outcome == "rejected"
+    assert outcome.error_reason == "stale_heartbeat"
+    assert outcome.actions == [f"superseded_by:{BACKUP.name}"]
+    assert mutation_count(emulator) == before
+    assert_invariants(emulator, to_backup)
+
+
+def test_stale_guard_survives_a_rewrite_of_the_holders_labels(emulator: ComputeEmulator) -> None:
+    """Terraform (or `--clear-labels`) wipes the new primary's labels; a two-hour-old
+    redelivery of the old primary's announcement must still not move the VIP."""
+    to_primary, to_backup = events(PRIMARY, BACKUP, step_s=7200)
+    app = new_instance(emulator)
+    assert deliver(app, to_primary).outcome == "already_in_place"
+    assert deliver(app, to_backup).outcome == "moved"
+    emulator.edit_instance(
+        mirrors.PROJECT, BACKUP.zone, BACKUP.name, lambda inst: inst.update(labels={})
+    )
+    before = mutation_count(emulator)
+
+    late = deliver(app, to_primary)
+
+    assert late.outcome == "rejected"
+    assert late.error_reason == "stale_event"
+    assert mutation_count(emulator) == before
+    assert_invariants(emulator, to_backup)
+
+
+def test_mirror_names_are_matched_without_case(emulator: ComputeEmulator) -> None:
+    """IRIS upper-cases mirror names; a config written in lower case must still match."""
+    app = App(
+        parse_config(mirrors.config(mirrors.mirror_config(name="irismirror"))),
+        ComputeGateway(emulator.url),
+    )
+
+    outcome = deliver(app, events(BACKUP)[0])  # the event says IRISMIRROR
+
+    assert outcome.outcome == "moved"
+    assert outcome.mirror == "irismirror"
+    assert holders(emulator) == [BACKUP.name]
+
+
+def test_newer_mark_recorded_during_the_move_hands_the_vip_on(emulator: ComputeEmulator) -> None:
+    """The newer event's handler records its mark first: the older one, reading the marks back
+    after its writes, must hand the VIP to the newer event's member even though its own writes
+    all landed as planned."""
+    emulator.set_op_latency(0.4)
+    older, newer = events(BACKUP, PRIMARY, step_s=1)
+    newer_mark = f"{round(newer.published.timestamp() * 1000)}-{PRIMARY.name}"
+    result: list[Outcome] = []
+    worker = threading.Thread(target=lambda: result.append(deliver(new_instance(emulator), older)))
+    worker.start()
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while not emulator.mutations() and datetime.now(UTC) < deadline:
+        threading.Event().wait(0.005)
+    emulator.edit_instance(
+        mirrors.PROJECT,
+        PRIMARY.zone,
+        PRIMARY.name,
+        lambda inst: inst["labels"].update({mark_label(mirrors.MIRROR): newer_mark}),
+    )
+    worker.join()
+
+    assert result[0].outcome == "moved"
+    assert f"superseded_by:{PRIMARY.name}" in result[0].actions
+    assert_invariants(emulator, newer)
+
+
+def test_a_write_that_reports_success_but_did_nothing_is_caught_by_the_read_back(
+    emulator: ComputeEmulator,
+) -> None:
+    """GCE can report DONE for a change it did not make (kubeip #59): the move reads back."""
+    emulator.load_state(mirrors.state(mirrors.primary(aliases=()), BACKUP))
+    emulator.drop_next_operation("compute.instances.updateNetworkInterface")
+
+    outcome = deliver(new_instance(emulator), events(BACKUP)[0])
+
+    assert outcome.outcome == "moved"
+    assert outcome.actions.count(f"add_alias:{BACKUP.name}") == 2
+    assert holders(emulator) == [BACKUP.name]

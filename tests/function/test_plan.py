@@ -8,6 +8,7 @@ from support import mirrors
 from vipmover.config import InstanceRef, parse_config
 from vipmover.plan import (
     AccessConfig,
+    AddressState,
     AliasRange,
     Mark,
     MarkDecision,
@@ -31,6 +32,7 @@ OTHER = AliasRange("10.0.0.32/28")
 SECONDARY = AliasRange("10.1.0.5/32", "vips")
 STATIC = AccessConfig(mirrors.STATIC_NAME, mirrors.STATIC_IP)
 EPHEMERAL = AccessConfig("External NAT", "192.0.2.7")
+ADDRESS = AddressState(mirrors.STATIC_NAME, mirrors.STATIC_IP)
 
 
 def nic(ref: InstanceRef, *aliases: AliasRange, configs: tuple[AccessConfig, ...] = ()) -> NicState:
@@ -47,7 +49,7 @@ def test_failover_removes_from_the_holder_and_adds_to_the_target() -> None:
 
 
 def test_target_already_sole_holder_needs_no_change() -> None:
-    plan = plan_move(MIRROR, B, {A: nic(A, OTHER), B: nic(B, VIP)}, mirrors.STATIC_IP)
+    plan = plan_move(MIRROR, B, {A: nic(A, OTHER), B: nic(B, VIP)}, ADDRESS)
     assert plan.public is not None
     assert plan.public.attach  # static IP is not on B yet
     plain = plan_move(MIRROR, B, {A: nic(A, OTHER), B: nic(B, VIP)})
@@ -99,7 +101,7 @@ def test_public_ip_released_by_holder_and_ephemeral_cleared_on_target() -> None:
         MIRROR,
         B,
         {A: nic(A, VIP, configs=(STATIC,)), B: nic(B, configs=(EPHEMERAL,))},
-        mirrors.STATIC_IP,
+        ADDRESS,
     )
     assert plan.public is not None
     assert plan.public.release == ((A, mirrors.STATIC_NAME),)
@@ -108,14 +110,14 @@ def test_public_ip_released_by_holder_and_ephemeral_cleared_on_target() -> None:
 
 
 def test_public_ip_already_on_target_needs_nothing() -> None:
-    plan = plan_move(MIRROR, B, {A: nic(A), B: nic(B, VIP, configs=(STATIC,))}, mirrors.STATIC_IP)
+    plan = plan_move(MIRROR, B, {A: nic(A), B: nic(B, VIP, configs=(STATIC,))}, ADDRESS)
     assert plan.public is not None
     assert not plan.public.changes
     assert not plan.changes
 
 
 def test_public_ip_on_no_member_is_attached_without_releases() -> None:
-    plan = plan_move(MIRROR, B, {A: nic(A), B: nic(B, VIP)}, mirrors.STATIC_IP)
+    plan = plan_move(MIRROR, B, {A: nic(A), B: nic(B, VIP)}, ADDRESS)
     assert plan.public is not None
     assert plan.public.release == ()
     assert plan.public.clear_target is None
@@ -142,8 +144,10 @@ T1, T2 = 1_000, 2_000
         (Mark(T2, B), Mark(T1, B), False, MarkDecision(B, Mark(T2, B), stale=False, record=True)),
         # newer heartbeat from the mark's member: no write
         (Mark(T2, B), Mark(T1, B), True, MarkDecision(B, Mark(T2, B), stale=False, record=False)),
-        # heartbeat from another member, newer than the mark: recorded
-        (Mark(T2, A), Mark(T1, B), True, MarkDecision(A, Mark(T2, A), stale=False, record=True)),
+        # heartbeat from another member, newer than the mark: never takes the VIP from it
+        (Mark(T2, A), Mark(T1, B), True, MarkDecision(B, None, stale=True, record=False)),
+        # heartbeat with no mark at all: places the VIP, records nothing
+        (Mark(T2, A), None, True, MarkDecision(A, Mark(T2, A), stale=False, record=False)),
         # no event time: move, never record
         (None, Mark(T1, A), False, MarkDecision(B, None, stale=False, record=False)),
     ],
