@@ -33,7 +33,6 @@ from .errors import (
     FingerprintRace,
     MirrorVipError,
     NotConverged,
-    OperationFailed,
     OperationTimeout,
     PublicIpRefused,
     PublicIpUnavailable,
@@ -463,10 +462,7 @@ class _MoveRun:
                     gateway.wait(op, self.deadline)
                     return
                 except FingerprintRace:
-                    pass
-                except OperationFailed as err:
-                    if err.code != "CONDITION_NOT_MET":
-                        raise
+                    pass  # refused on the request (412) or when it applied: read again
                 nic = gateway.read_nic(nic.instance, mirror.network_interface, self.deadline)
         finally:
             sent.set()
@@ -503,12 +499,13 @@ class _MoveRun:
             rid = request_id(self.key, str(nic.instance), "setLabels", nic.label_fingerprint)
             try:
                 op = self.gateway.set_labels(nic, labels, rid, self.deadline)
+                self.gateway.wait(op, self.deadline)
             except FingerprintRace:
+                # Another handler wrote the labels first: keep its mark if it is newer.
                 nic = self.gateway.read_nic(
                     nic.instance, self.mirror.network_interface, self.deadline
                 )
                 continue
-            self.gateway.wait(op, self.deadline)
             self.report.actions.append(f"record_mark:{nic.instance.name}")
             return
         raise FingerprintRace(f"{nic.instance}: labels changed on every try")
@@ -560,14 +557,19 @@ class _MoveRun:
                 nat_ip=public.address,
                 network_tier=public.network_tier,
             )
+            self.gateway.wait(op, self.deadline)
         except Conflict:
             # Another handler attached an access config first: fine if it is ours.
             now = self.gateway.read_nic(target, self.mirror.network_interface, self.deadline)
             if any(c.nat_ip == public.address for c in now.access_configs):
                 return
             raise
-        self.gateway.wait(op, self.deadline)
         self.report.actions.append(f"attach_public_ip:{target.name}")
+
+    def _has_own_external_ip(self, ref: InstanceRef) -> bool:
+        now = self.gateway.read_nic(ref, self.mirror.network_interface, self.deadline)
+        public = self.plan.public
+        return any(c.nat_ip and public and c.nat_ip != public.address for c in now.access_configs)
 
     def _restore_ephemeral(self, ref: InstanceRef) -> None:
         """Give `ref` an ephemeral external IP: it may need one to reach Google APIs."""
@@ -577,6 +579,11 @@ class _MoveRun:
                 ref, self.mirror.network_interface, EPHEMERAL_CONFIG_NAME, rid, self.deadline
             )
             self.gateway.wait(op, self.deadline)
+        except Conflict:
+            # A concurrent handler of the same event restored it first: fine if it is not ours.
+            if self._has_own_external_ip(ref):
+                return
+            raise
         except MirrorVipError as err:
             # A redelivery would not know that this member had an external IP: a human must.
             raise PublicIpRefused(
@@ -649,6 +656,10 @@ def _run_concurrently(tasks: Mapping[str, Callable[[], None]], report: MoveRepor
 
     Waiting for every task before raising means no write is left running unobserved. With a
     report, each task's own duration is recorded under its name.
+
+    Raises:
+        The first retryable failure if any, else the first failure; with a report, the
+        others are kept in its notes.
     """
 
     def timed(name: str, task: Callable[[], None]) -> None:
@@ -666,5 +677,13 @@ def _run_concurrently(tasks: Mapping[str, Callable[[], None]], report: MoveRepor
     with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
         futures = [pool.submit(timed, name, task) for name, task in tasks.items()]
         errors = [error for future in futures if (error := future.exception())]
-    if errors:
-        raise errors[0]
+    # A retryable failure wins over a permanent one: the redelivery it asks for finishes the
+    # other chains' work too (a mark not written, say), where an acknowledgement would lose it.
+    retryable = [error for error in errors if isinstance(error, RetryableError)]
+    if retryable or errors:
+        chosen = (retryable or errors)[0]
+        if report is not None:
+            report.notes.extend(
+                f"also failed: {type(e).__name__}: {e}" for e in errors if e is not chosen
+            )
+        raise chosen

@@ -431,3 +431,28 @@ def test_a_write_that_reports_success_but_did_nothing_is_caught_by_the_read_back
     assert outcome.outcome == "moved"
     assert outcome.actions.count(f"add_alias:{BACKUP.name}") == 2
     assert holders(emulator) == [BACKUP.name]
+
+
+def test_concurrent_duplicates_of_a_failover_all_succeed_or_retry(
+    emulator: ComputeEmulator,
+) -> None:
+    """Three instances handle one failover at once: each releases the static IP and gives the
+    old primary an ephemeral IP back; only one restore lands, and the others must see that it
+    did rather than report a member left without an external IP (found by the random test)."""
+    emulator.set_op_latency(0.2)
+    (to_backup,) = events(BACKUP)
+    apps = [new_instance(emulator) for _ in range(3)]
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(deliver, apps, [to_backup] * 3))
+
+    for outcome in outcomes:
+        assert outcome.retry or outcome.outcome in {"moved", "already_in_place"}, outcome.error
+    deliver_until_acked(
+        emulator, [o for o in (to_backup,) if any(x.retry for x in outcomes)], parallel=False
+    )
+    assert_invariants(emulator, to_backup)
+    primary_nic = emulator.instance(mirrors.PROJECT, PRIMARY.zone, PRIMARY.name)[
+        "networkInterfaces"
+    ][0]
+    assert len(primary_nic["accessConfigs"]) == 1

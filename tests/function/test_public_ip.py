@@ -186,3 +186,27 @@ def test_a_failed_release_gives_the_new_primary_its_external_ip_back(
 
     assert function.deliver(event).outcome["outcome"] == "moved"
     assert_vip_on(compute, backup, primary)
+
+
+def test_a_permanent_public_failure_never_hides_a_retryable_one(
+    start_function: FunctionFactory, compute: ComputeEmulator
+) -> None:
+    """The old primary cannot get an ephemeral IP back (permanent, reported) while the new
+    primary's mark fails to be written (retryable): the event must be redelivered, or the mark
+    is lost; and the permanent failure must still be in the line."""
+    compute.fail_next_operation(
+        "compute.instances.addAccessConfig",
+        instance=mirrors.primary().name,
+        error_code="QUOTA_EXCEEDED",
+        message="Quota 'EXTERNAL_ADDRESSES' exceeded.",
+    )
+    compute.fail_next("compute.instances.setLabels", count=100, code=503)
+    function = start_function()
+    event = cloud_event(became_primary(mirrors.backup()))
+
+    failed = function.deliver(event)
+
+    assert failed.outcome["retry"] is True
+    assert failed.outcome["error_reason"] == "ApiUnavailable"
+    assert any("could not get an ephemeral one back" in n for n in failed.outcome["notes"])
+    assert_vip_on(compute, mirrors.backup(), mirrors.primary())
