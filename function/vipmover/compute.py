@@ -1,13 +1,12 @@
-"""The one boundary with the Compute Engine API.
+"""The one boundary with the Compute Engine API: plain REST through google-auth.
 
-Reads and access-config changes go through google-cloud-compute. `updateNetworkInterface` does
-not: that client drops empty repeated fields when it serialises the body (googleapis/
-google-cloud-python#11931), so `aliasIpRanges: []` never reaches the API and the VIP stays on
-the old primary. We send that one PATCH ourselves, with the same credentials and endpoint, and
-the body written out explicitly.
-
-Operations are awaited with `zoneOperations.wait` through a client built on our endpoint
-(`ExtendedOperation.result()` polls the real API even when pointed at an emulator).
+Every call is an HTTPS request through one `AuthorizedSession` (google-auth + requests), with the
+JSON shapes typed in `api_types`. Not google-cloud-compute: importing it takes about 3 s, most of
+a cold start, and every failover lands on a cold function (README, "Benchmarks"). Plain REST also
+sends `aliasIpRanges: []` as written, which that client drops (googleapis/google-cloud-python
+#11931), and waits on the operation endpoint of our own API root (its `ExtendedOperation.result()`
+polls the real API even when pointed at an emulator). A test drives the same moves through
+google-cloud-compute against the emulator, as a second, independent client.
 
 Every call is retried a few times on what may clear (429, 5xx, GCE's rate-quota 403s and
 `resourceNotReady` 400s, network and credential-refresh errors, garbled answers); mutations carry
@@ -26,9 +25,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from .api_types import (
+    AccessConfigJson,
+    AddressJson,
+    AddressListJson,
+    AliasIpRangeJson,
+    InstanceJson,
+    InstancesSetLabelsRequestJson,
+    OperationJson,
+)
 from .config import InstanceRef
 from .errors import (
     AddressInUse,
@@ -45,7 +52,6 @@ from .plan import AccessConfig, AddressState, AliasRange, NicState
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
     from google.auth.transport.requests import AuthorizedSession
-    from google.cloud import compute_v1
 
 REAL_ENDPOINT = "https://compute.googleapis.com"
 SCOPES = ("https://www.googleapis.com/auth/compute",)
@@ -88,26 +94,44 @@ def _is_retryable_status(code: int | None) -> bool:
     return code == 429 or (code is not None and code >= 500)
 
 
-def _reasons(err: Any) -> set[str]:
-    """GCE's `reason`s of an API error (`error.errors[].reason`, or the ErrorInfo reason)."""
-    reasons = {e.get("reason") for e in (err.errors or ()) if isinstance(e, dict)}
-    if getattr(err, "reason", None):
-        reasons.add(err.reason)
-    return {reason for reason in reasons if reason}
+@dataclass
+class HttpError(Exception):
+    """An error answer of the API: its status, message and GCE's `reason`s."""
+
+    status: int
+    message: str
+    reasons: frozenset[str]
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}: {self.message}"
 
 
-def _map_http_error(method_id: str, err: Any) -> MirrorVipError:
+def http_error(status: int, text: str) -> HttpError:
+    """Parse Google's error body (`{"error": {"message", "errors": [{"reason"}]}}`), or not."""
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        return HttpError(status, text[:200] or "no body", frozenset())
+    items = error.get("errors")
+    if not isinstance(items, list):
+        items = []
+    reasons = {str(e["reason"]) for e in items if isinstance(e, dict) and e.get("reason")}
+    return HttpError(status, str(error.get("message", "")), frozenset(reasons))
+
+
+def _map_http_error(method_id: str, err: HttpError) -> MirrorVipError:
     """An HTTP error answer, classified by GCE's `reason` as much as by its status."""
-    code = err.code if isinstance(err.code, int) else None
-    text = f"{method_id}: HTTP {code}: {err.message}"
-    reasons = _reasons(err)
-    if code == 412:
-        return FingerprintRace(f"{method_id}: fingerprint changed (HTTP 412: {err.message})")
-    if _is_retryable_status(code) or reasons & TRANSIENT_REASONS:
-        return ApiUnavailable(f"{text} ({', '.join(sorted(reasons)) or 'transient'})")
-    if IN_USE_TEXT in str(err.message) or AddressInUse.code in reasons:
+    text = f"{method_id}: {err}"
+    if err.status == 412:
+        return FingerprintRace(f"{method_id}: fingerprint changed ({err})")
+    if _is_retryable_status(err.status) or err.reasons & TRANSIENT_REASONS:
+        return ApiUnavailable(f"{text} ({', '.join(sorted(err.reasons)) or 'transient'})")
+    if IN_USE_TEXT in err.message or AddressInUse.code in err.reasons:
         return AddressInUse(f"{AddressInUse.code}: {err.message}")
-    if ONE_ACCESS_CONFIG in str(err.message):
+    if ONE_ACCESS_CONFIG in err.message:
         return Conflict(text)
     return RequestRefused(text)
 
@@ -118,34 +142,28 @@ def map_api_error(method_id: str, err: Exception) -> MirrorVipError | None:
     `ApiUnavailable` means "may clear": the caller retries it in place, then asks for a
     redelivery. Everything else is raised at once.
     """
-    from google.api_core import exceptions as gexc  # noqa: PLC0415
     from google.auth import exceptions as auth_exc  # noqa: PLC0415
-    from google.protobuf import json_format  # type: ignore[import-untyped]  # noqa: PLC0415
     from requests import exceptions as rexc  # noqa: PLC0415
 
-    if isinstance(err, gexc.GoogleAPICallError):
+    if isinstance(err, HttpError):
         return _map_http_error(method_id, err)
     if isinstance(err, rexc.ConnectionError | rexc.Timeout):
         return ApiUnavailable(f"{method_id}: {type(err).__name__}: {err}")
     if isinstance(err, auth_exc.TransportError | auth_exc.RefreshError):
         return ApiUnavailable(f"{method_id}: credentials: {type(err).__name__}: {err}")
-    if isinstance(err, ValueError | json_format.ParseError):
+    if isinstance(err, ValueError):
         # requests' JSONDecodeError is a ValueError: an HTML error page from a proxy, say.
         return ApiUnavailable(f"{method_id}: answer is not the API's JSON: {err}"[:300])
     return None
 
 
-class _Clients:
-    """The Compute clients of one process, built once and lazily (importing costs nothing)."""
+class _Session:
+    """The one authorised HTTP session of a process, built once (at start-up, by `warm_up`)."""
 
-    def __init__(self, endpoint: str, emulated: bool, credentials: Credentials | None) -> None:
-        self.endpoint = endpoint
+    def __init__(self, emulated: bool, credentials: Credentials | None) -> None:
         self._emulated = emulated
         self._credentials = credentials
         self._lock = threading.Lock()
-        self._instances: compute_v1.InstancesClient | None = None
-        self._operations: compute_v1.ZoneOperationsClient | None = None
-        self._addresses: compute_v1.AddressesClient | None = None
         self._session: AuthorizedSession | None = None
 
     def _creds(self) -> Credentials:
@@ -160,43 +178,18 @@ class _Clients:
                 self._credentials, _ = google.auth.default(scopes=SCOPES)
         return self._credentials
 
-    def _client_kwargs(self) -> dict[str, Any]:
-        return {
-            "credentials": self._creds(),
-            "client_options": {"api_endpoint": self.endpoint},
-            "transport": "rest",
-        }
-
-    def instances(self) -> compute_v1.InstancesClient:
-        with self._lock:
-            if self._instances is None:
-                from google.cloud import compute_v1  # noqa: PLC0415
-
-                self._instances = compute_v1.InstancesClient(**self._client_kwargs())
-            return self._instances
-
-    def operations(self) -> compute_v1.ZoneOperationsClient:
-        with self._lock:
-            if self._operations is None:
-                from google.cloud import compute_v1  # noqa: PLC0415
-
-                self._operations = compute_v1.ZoneOperationsClient(**self._client_kwargs())
-            return self._operations
-
-    def addresses(self) -> compute_v1.AddressesClient:
-        with self._lock:
-            if self._addresses is None:
-                from google.cloud import compute_v1  # noqa: PLC0415
-
-                self._addresses = compute_v1.AddressesClient(**self._client_kwargs())
-            return self._addresses
-
-    def session(self) -> AuthorizedSession:
+    def get(self) -> AuthorizedSession:
         with self._lock:
             if self._session is None:
                 from google.auth.transport.requests import AuthorizedSession  # noqa: PLC0415
+                from requests.adapters import HTTPAdapter  # noqa: PLC0415
 
-                self._session = AuthorizedSession(self._creds())  # type: ignore[no-untyped-call]
+                session = AuthorizedSession(self._creds())  # type: ignore[no-untyped-call]
+                # Many mirrors may fail over at once (a zone outage): one connection each.
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                self._session = session
             return self._session
 
 
@@ -214,28 +207,26 @@ class ComputeGateway:
         endpoint: str | None = None,
         credentials: Credentials | None = None,
         *,
-        clients: _Clients | None = None,
+        session: _Session | None = None,
     ) -> None:
         self.endpoint = (endpoint or REAL_ENDPOINT).rstrip("/")
-        self._clients = clients or _Clients(self.endpoint, endpoint is not None, credentials)
+        self._root = f"{self.endpoint}/compute/v1/projects"
+        self._session = session or _Session(endpoint is not None, credentials)
         self._lock = threading.Lock()
         self._calls: Counter[str] = Counter()
 
     def for_event(self) -> ComputeGateway:
-        """A gateway sharing this one's clients, counting only its own calls.
+        """A gateway sharing this one's session, counting only its own calls.
 
         One per event, so that the outcome's `api_calls` is right when events run concurrently.
         """
-        return ComputeGateway(self._clients.endpoint, clients=self._clients)
+        return ComputeGateway(self.endpoint, session=self._session)
 
     def warm_up(self) -> None:
-        """Build every client now (at start-up) rather than on the first event's critical path."""
-        self._clients.instances()
-        self._clients.operations()
-        self._clients.addresses()
-        self._clients.session()
+        """Build the session now (at start-up) rather than on the first event's critical path."""
+        self._session.get()
 
-    # -- accounting and error mapping ---------------------------------------------------------
+    # -- accounting, transport and error mapping ----------------------------------------------
 
     def calls(self) -> Counter[str]:
         """API calls made so far, by discovery method id (e.g. `compute.instances.get`)."""
@@ -276,75 +267,110 @@ class ComputeGateway:
                 raise failure
             time.sleep(pause)
 
+    def _request(
+        self,
+        method_id: str,
+        verb: str,
+        path: str,
+        deadline: float,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        timeout: float = CALL_TIMEOUT_S,
+    ) -> dict[str, Any]:
+        """One retried REST call under `projects/`; the answer must be a JSON object."""
+        url = f"{self._root}/{path}"
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+
+        def send() -> dict[str, Any]:
+            response = self._session.get().request(  # type: ignore[no-untyped-call]
+                verb, url, params=params, data=data, headers=headers, timeout=timeout
+            )
+            if response.status_code >= 400:
+                raise http_error(response.status_code, response.text)
+            answer = response.json()
+            if not isinstance(answer, dict):
+                raise ValueError(f"expected a JSON object, got {type(answer).__name__}")
+            return answer
+
+        return self._call(method_id, send, deadline)
+
     # -- reads --------------------------------------------------------------------------------
 
     def read_nic(self, ref: InstanceRef, nic_name: str, deadline: float) -> NicState:
         """The named NIC of one instance, as plain data."""
-        instance = self._call(
-            "compute.instances.get",
-            lambda: self._clients.instances().get(
-                project=ref.project,
-                zone=ref.zone,
-                instance=ref.name,
-                retry=None,
-                timeout=CALL_TIMEOUT_S,
+        instance = cast(
+            InstanceJson,
+            self._request(
+                "compute.instances.get",
+                "GET",
+                f"{ref.project}/zones/{ref.zone}/instances/{ref.name}",
+                deadline,
             ),
-            deadline,
         )
-        for nic in instance.network_interfaces:
-            if nic.name == nic_name:
+        for nic in instance.get("networkInterfaces", []):
+            if nic.get("name") == nic_name:
                 return NicState(
                     instance=ref,
-                    fingerprint=nic.fingerprint,
+                    fingerprint=nic.get("fingerprint", ""),
                     alias_ranges=tuple(
-                        AliasRange(a.ip_cidr_range, a.subnetwork_range_name or None)
-                        for a in nic.alias_ip_ranges
+                        AliasRange(a.get("ipCidrRange", ""), a.get("subnetworkRangeName") or None)
+                        for a in nic.get("aliasIpRanges", [])
                     ),
                     access_configs=tuple(
-                        AccessConfig(c.name, c.nat_i_p or None) for c in nic.access_configs
+                        AccessConfig(c.get("name", ""), c.get("natIP") or None)
+                        for c in nic.get("accessConfigs", [])
                     ),
-                    status=instance.status,
-                    labels=dict(instance.labels),
-                    label_fingerprint=instance.label_fingerprint,
+                    status=instance.get("status", ""),
+                    labels=dict(instance.get("labels", {})),
+                    label_fingerprint=instance.get("labelFingerprint", ""),
                 )
         raise RequestRefused(f"{ref} has no network interface {nic_name}")
 
     def read_address(self, project: str, region: str, name: str, deadline: float) -> AddressState:
         """A reserved address: its IP, who uses it, and its network tier."""
-        address = self._call(
-            "compute.addresses.get",
-            lambda: self._clients.addresses().get(
-                project=project, region=region, address=name, retry=None, timeout=CALL_TIMEOUT_S
+        address = cast(
+            AddressJson,
+            self._request(
+                "compute.addresses.get",
+                "GET",
+                f"{project}/regions/{region}/addresses/{name}",
+                deadline,
             ),
-            deadline,
         )
-        if not address.address:
+        if not address.get("address"):
             raise RequestRefused(f"address {project}/{region}/{name} has no IP")
         return AddressState(
             name=name,
-            ip=address.address,
-            status=address.status,
-            users=tuple(address.users),
-            network_tier=address.network_tier or None,
+            ip=address["address"],
+            status=address.get("status", ""),
+            users=tuple(address.get("users", [])),
+            network_tier=address.get("networkTier") or None,
         )
 
     def reserved_address_named(
         self, project: str, region: str, ip: str, deadline: float
     ) -> str | None:
         """The name of the reserved address with this IP in the region, or None (ephemeral)."""
-
-        def find() -> str | None:
-            from google.cloud import compute_v1  # noqa: PLC0415
-
-            request = compute_v1.ListAddressesRequest(
-                project=project, region=region, filter=f'address = "{ip}"'
+        params = {"filter": f'address = "{ip}"'}
+        while True:
+            page = cast(
+                AddressListJson,
+                self._request(
+                    "compute.addresses.list",
+                    "GET",
+                    f"{project}/regions/{region}/addresses",
+                    deadline,
+                    params=params,
+                ),
             )
-            pages = self._clients.addresses().list(
-                request=request, retry=None, timeout=CALL_TIMEOUT_S
-            )
-            return next((a.name for a in pages if a.address == ip), None)
-
-        return self._call("compute.addresses.list", find, deadline)
+            for address in page.get("items", []):
+                if address.get("address") == ip:
+                    return address.get("name")
+            if not page.get("nextPageToken"):
+                return None
+            params = {**params, "pageToken": page["nextPageToken"]}
 
     # -- mutations ----------------------------------------------------------------------------
 
@@ -362,47 +388,21 @@ class ComputeGateway:
             FingerprintRace: on 412; the caller re-reads and retries.
             AddressInUse: GCE refused the request because another resource holds a range.
         """
-        ref = nic.instance
-        url = (
-            f"{self.endpoint}/compute/v1/projects/{ref.project}/zones/{ref.zone}"
-            f"/instances/{ref.name}/updateNetworkInterface"
+        ranges: list[AliasIpRangeJson] = []
+        for alias in aliases:
+            entry: AliasIpRangeJson = {"ipCidrRange": alias.ip_cidr_range}
+            if alias.subnetwork_range_name:
+                entry["subnetworkRangeName"] = alias.subnetwork_range_name
+            ranges.append(entry)
+        return self._mutate(
+            "compute.instances.updateNetworkInterface",
+            "PATCH",
+            nic.instance,
+            "updateNetworkInterface",
+            deadline,
+            params={"networkInterface": nic_name, "requestId": request_id},
+            body={"fingerprint": nic.fingerprint, "aliasIpRanges": ranges},
         )
-        body = {
-            "fingerprint": nic.fingerprint,
-            "aliasIpRanges": [
-                {"ipCidrRange": a.ip_cidr_range}
-                | (
-                    {"subnetworkRangeName": a.subnetwork_range_name}
-                    if a.subnetwork_range_name
-                    else {}
-                )
-                for a in aliases
-            ],
-        }
-
-        def patch() -> dict[str, Any]:
-            from google.api_core import exceptions as gexc  # noqa: PLC0415
-
-            response = self._clients.session().patch(
-                url,
-                params={"networkInterface": nic_name, "requestId": request_id},
-                data=json.dumps(body),
-                headers={"Content-Type": "application/json"},
-                timeout=CALL_TIMEOUT_S,
-            )
-            if response.status_code >= 400:
-                raise gexc.from_http_response(response)  # type: ignore[no-untyped-call]
-            result: dict[str, Any] = response.json()
-            return result
-
-        raw = self._call("compute.instances.updateNetworkInterface", patch, deadline)
-        errors = (raw.get("error") or {}).get("errors") or [{}]
-        error = (
-            (errors[0].get("code", "UNKNOWN"), errors[0].get("message", ""))
-            if "error" in raw
-            else None
-        )
-        return Operation(ref.project, ref.zone, raw["name"], raw.get("status") == "DONE", error)
 
     def set_labels(
         self,
@@ -416,46 +416,35 @@ class ComputeGateway:
         Raises:
             FingerprintRace: on 412; the caller re-reads and retries.
         """
-        from google.cloud import compute_v1  # noqa: PLC0415
-
-        ref = nic.instance
-        request = compute_v1.SetLabelsInstanceRequest(
-            project=ref.project,
-            zone=ref.zone,
-            instance=ref.name,
-            instances_set_labels_request_resource=compute_v1.InstancesSetLabelsRequest(
-                labels=dict(labels), label_fingerprint=nic.label_fingerprint
-            ),
-            request_id=request_id,
-        )
+        body: InstancesSetLabelsRequestJson = {
+            "labels": dict(labels),
+            "labelFingerprint": nic.label_fingerprint,
+        }
         return self._mutate(
             "compute.instances.setLabels",
-            ref,
-            self._clients.instances().set_labels_unary,
-            request,
+            "POST",
+            nic.instance,
+            "setLabels",
             deadline,
+            params={"requestId": request_id},
+            body=body,
         )
 
     def delete_access_config(
         self, ref: InstanceRef, nic_name: str, config_name: str, request_id: str, deadline: float
     ) -> Operation:
         """Remove one access config (and so its external IP) from a NIC."""
-        from google.cloud import compute_v1  # noqa: PLC0415
-
-        request = compute_v1.DeleteAccessConfigInstanceRequest(
-            project=ref.project,
-            zone=ref.zone,
-            instance=ref.name,
-            access_config=config_name,
-            network_interface=nic_name,
-            request_id=request_id,
-        )
         return self._mutate(
             "compute.instances.deleteAccessConfig",
+            "POST",
             ref,
-            self._clients.instances().delete_access_config_unary,
-            request,
+            "deleteAccessConfig",
             deadline,
+            params={
+                "networkInterface": nic_name,
+                "accessConfig": config_name,
+                "requestId": request_id,
+            },
         )
 
     def add_access_config(
@@ -474,53 +463,43 @@ class ComputeGateway:
         Raises:
             Conflict: the NIC already has its one access config (a concurrent attach).
         """
-        from google.cloud import compute_v1  # noqa: PLC0415
-
-        config = compute_v1.AccessConfig(name=config_name, type_="ONE_TO_ONE_NAT")
+        config: AccessConfigJson = {"name": config_name, "type": "ONE_TO_ONE_NAT"}
         if nat_ip is not None:
-            config.nat_i_p = nat_ip
+            config["natIP"] = nat_ip
         if network_tier is not None:
             # GCE refuses a STANDARD-tier address attached with the default (PREMIUM) tier.
-            config.network_tier = network_tier
-        request = compute_v1.AddAccessConfigInstanceRequest(
-            project=ref.project,
-            zone=ref.zone,
-            instance=ref.name,
-            network_interface=nic_name,
-            access_config_resource=config,
-            request_id=request_id,
-        )
+            config["networkTier"] = network_tier
         return self._mutate(
             "compute.instances.addAccessConfig",
+            "POST",
             ref,
-            self._clients.instances().add_access_config_unary,
-            request,
+            "addAccessConfig",
             deadline,
+            params={"networkInterface": nic_name, "requestId": request_id},
+            body=config,
         )
 
     def _mutate(
         self,
         method_id: str,
+        verb: str,
         ref: InstanceRef,
-        send: Callable[..., compute_v1.Operation],
-        request: Any,
+        verb_path: str,
         deadline: float,
+        *,
+        params: Mapping[str, str],
+        body: Mapping[str, Any] | None = None,
     ) -> Operation:
-        """Send one instance mutation through the client, retried by `_call`."""
-        op = self._call(
-            method_id, lambda: send(request=request, retry=None, timeout=CALL_TIMEOUT_S), deadline
+        """Send one instance mutation; the answer is its zonal operation."""
+        answer = self._request(
+            method_id,
+            verb,
+            f"{ref.project}/zones/{ref.zone}/instances/{ref.name}/{verb_path}",
+            deadline,
+            params=params,
+            body=body,
         )
-        return self._operation(ref.project, ref.zone, op)
-
-    @staticmethod
-    def _operation(project: str, zone: str, op: compute_v1.Operation) -> Operation:
-        from google.cloud import compute_v1  # noqa: PLC0415
-
-        error = None
-        if op.error and op.error.errors:
-            error = (op.error.errors[0].code or "UNKNOWN", op.error.errors[0].message or "")
-        done = op.status == compute_v1.Operation.Status.DONE
-        return Operation(project, zone, op.name, done, error)
+        return _operation(ref.project, ref.zone, cast(OperationJson, answer))
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -529,6 +508,9 @@ class ComputeGateway:
 
         Raises:
             OperationFailed: the operation finished with an error.
+            AddressInUse: it failed because another resource holds an address.
+            FingerprintRace: the fingerprint it carried was stale when it applied.
+            Conflict: the NIC already had its one access config when it applied.
             OperationTimeout: still running at `deadline`.
         """
         while not op.done:
@@ -536,17 +518,12 @@ class ComputeGateway:
             if remaining <= 0:
                 raise OperationTimeout(f"operation {op.name} in {op.zone} still running")
             try:
-                result = self._call(
+                answer = self._request(
                     "compute.zoneOperations.wait",
-                    partial(
-                        self._clients.operations().wait,
-                        project=op.project,
-                        zone=op.zone,
-                        operation=op.name,
-                        retry=None,
-                        timeout=min(WAIT_CALL_S, max(remaining, 1.0)),
-                    ),
+                    "POST",
+                    f"{op.project}/zones/{op.zone}/operations/{op.name}/wait",
                     deadline,
+                    timeout=min(WAIT_CALL_S, max(remaining, 1.0)),
                 )
             except ApiUnavailable:
                 if time.monotonic() >= deadline:
@@ -554,8 +531,28 @@ class ComputeGateway:
                         f"operation {op.name} in {op.zone} still running"
                     ) from None
                 raise
-            op = self._operation(op.project, op.zone, result)
-        if op.error and op.error[0] == AddressInUse.code:
-            raise AddressInUse(f"{op.error[0]}: {op.error[1]}")
+            op = _operation(op.project, op.zone, cast(OperationJson, answer))
         if op.error:
-            raise OperationFailed(op.error[0], op.error[1] or "operation failed")
+            raise _operation_error(op)
+
+
+def _operation_error(op: Operation) -> MirrorVipError:
+    """The same classes as the request-time answers: where GCE reports it does not matter."""
+    assert op.error is not None
+    code, message = op.error
+    if code == AddressInUse.code:
+        return AddressInUse(f"{code}: {message}")
+    if code == "CONDITION_NOT_MET":
+        return FingerprintRace(f"operation {op.name}: {code}: {message}")
+    if ONE_ACCESS_CONFIG in message:
+        return Conflict(f"operation {op.name}: {code}: {message}")
+    return OperationFailed(code, message or "operation failed")
+
+
+def _operation(project: str, zone: str, answer: OperationJson) -> Operation:
+    """Our view of an operation resource: where to wait for it, and its first error."""
+    errors = answer.get("error", {}).get("errors") or []
+    error = (errors[0].get("code") or "UNKNOWN", errors[0].get("message") or "") if errors else None
+    if "error" in answer and error is None:
+        error = ("UNKNOWN", "operation failed")
+    return Operation(project, zone, answer.get("name", ""), answer.get("status") == "DONE", error)

@@ -1,0 +1,91 @@
+"""The Compute API's JSON, typed: only the fields the mover reads or writes.
+
+The gateway speaks plain REST (see `compute.py` for why), so these TypedDicts are the contract with
+the API. Every key is checked against Google's discovery document (`compute.v1.json`) by
+`tests/function/test_api_types.py`; `SCHEMAS` names the discovery schema each one mirrors.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class AliasIpRangeJson(TypedDict, total=False):
+    ipCidrRange: str
+    subnetworkRangeName: str
+
+
+class AccessConfigJson(TypedDict, total=False):
+    kind: str
+    type: str
+    name: str
+    natIP: str
+    networkTier: str
+
+
+class NetworkInterfaceJson(TypedDict, total=False):
+    name: str
+    network: str
+    subnetwork: str
+    networkIP: str
+    fingerprint: str
+    aliasIpRanges: list[AliasIpRangeJson]
+    accessConfigs: list[AccessConfigJson]
+
+
+class InstanceJson(TypedDict, total=False):
+    id: str
+    name: str
+    status: str
+    labels: dict[str, str]
+    labelFingerprint: str
+    networkInterfaces: list[NetworkInterfaceJson]
+    selfLink: str
+
+
+class AddressJson(TypedDict, total=False):
+    name: str
+    address: str
+    status: str
+    users: list[str]
+    networkTier: str
+
+
+class AddressListJson(TypedDict, total=False):
+    items: list[AddressJson]
+    nextPageToken: str
+
+
+class OperationErrorItemJson(TypedDict, total=False):
+    code: str
+    message: str
+
+
+class OperationErrorJson(TypedDict, total=False):
+    errors: list[OperationErrorItemJson]
+
+
+class OperationJson(TypedDict, total=False):
+    name: str
+    zone: str
+    status: str
+    error: OperationErrorJson
+
+
+class InstancesSetLabelsRequestJson(TypedDict):
+    labels: dict[str, str]
+    labelFingerprint: str
+
+
+SCHEMAS: dict[str, type] = {
+    "AliasIpRange": AliasIpRangeJson,
+    "AccessConfig": AccessConfigJson,
+    "NetworkInterface": NetworkInterfaceJson,
+    "Instance": InstanceJson,
+    "Address": AddressJson,
+    "AddressList": AddressListJson,
+    "Operation": OperationJson,
+    "InstancesSetLabelsRequest": InstancesSetLabelsRequestJson,
+}
+"""Discovery schema name -> the TypedDict that mirrors it (nested error shapes are checked by
+their parent's path)."""
