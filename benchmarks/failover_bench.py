@@ -37,15 +37,15 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-for _extra in ("publisher", "deploy/local"):
+for _extra in ("publisher",):
     if str(REPO / _extra) not in sys.path:
         sys.path.insert(0, str(REPO / _extra))
 
-from function_process import FUNCTION_DIR, FunctionProcess, StackError  # noqa: E402
-from local_mirrors import mirror_layout  # noqa: E402
-from pubsub_emulator import free_port  # noqa: E402
-from stack import LocalStack, Published, StackOptions, holds_everything  # noqa: E402
-from timeline import milestones  # noqa: E402
+from emulators.pubsub import free_port  # noqa: E402
+from local.function_process import FUNCTION_DIR, FunctionProcess, StackError  # noqa: E402
+from local.layouts import mirror_layout  # noqa: E402
+from local.stack import LocalStack, Published, StackOptions, holds_everything  # noqa: E402
+from local.timeline import milestones  # noqa: E402
 
 LATENCIES_S = (0.5, 2.0)
 TARGET_LATENCY_S = 2.0

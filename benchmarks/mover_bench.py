@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for entry in ("function", "deploy/local", "tests"):
+for entry in ("function", "tests"):
     if str(ROOT / entry) not in sys.path:
         sys.path.insert(0, str(ROOT / entry))
 
-from compute_emulator import ComputeEmulator  # noqa: E402
+from emulators.compute.server import ComputeEmulator  # noqa: E402
 from support import mirrors  # noqa: E402
 from support.events import became_primary, cloud_event  # noqa: E402
 from support.function_app import MAIN, outcome_lines  # noqa: E402

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from local_mirrors import MirrorLayout, compute_state
-from mirror_state import Member
-from stack import LocalStack, StackOptions
+from local.layouts import MirrorLayout, compute_state
+from local.mirrors import Member
+from local.stack import LocalStack, StackOptions
 from support import mirrors
 
 OP_LATENCY_S = 0.5

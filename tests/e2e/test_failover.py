@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from stack import LocalStack, Published, holds_everything
+from local.stack import LocalStack, Published, holds_everything
+from local.timeline import milestones
 from support import mirrors
 from support.events import became_primary
-from timeline import milestones
 
 from .conftest import LAYOUTS
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from compute_emulator import ComputeEmulator
 from conftest import FunctionFactory
-from mirror_state import Member
+from emulators.compute.server import ComputeEmulator
+from local.mirrors import Member
 from support import mirrors
 from support.events import became_primary, cloud_event
 from support.function_app import FunctionUnderTest

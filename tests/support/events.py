@@ -10,7 +10,7 @@ from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from mirror_state import Member
+from local.mirrors import Member
 
 from .mirrors import MIRROR, PROJECT
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mirror_state import Member, mirror_state
+from local.mirrors import Member, mirror_state
 
 PROJECT = "iris-prod-1"
 MIRROR = "IRISMIRROR"

@@ -22,14 +22,14 @@ from types import FrameType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-for _extra in (HERE, HERE.parents[1] / "publisher"):
+for _extra in (HERE, HERE.parent / "publisher"):
     if str(_extra) not in sys.path:
         sys.path.insert(0, str(_extra))
 
-from function_process import StackError  # noqa: E402
-from local_mirrors import MirrorLayout, iris_member_name, mirror_layout  # noqa: E402
-from stack import LocalStack, StackOptions, holds_everything  # noqa: E402
-from timeline import format_timeline  # noqa: E402
+from local.function_process import StackError  # noqa: E402
+from local.layouts import MirrorLayout, iris_member_name, mirror_layout  # noqa: E402
+from local.stack import LocalStack, StackOptions, holds_everything  # noqa: E402
+from local.timeline import format_timeline  # noqa: E402
 
 NOISY_FIELDS = ("logging.googleapis.com/", "httpRequest")
 """Fields Cloud Logging fills in itself; left out of the printed lines to keep them readable."""
@@ -115,7 +115,7 @@ def move(stack: LocalStack, mirror: MirrorLayout, to: str, title: str, timeout: 
 
 def print_manual_instructions(stack: LocalStack) -> None:
     """How to drive the running stack by hand: the publisher CLI with one member's env."""
-    repo = HERE.parents[1]
+    repo = HERE.parent
     print("\n== The stack keeps running (Ctrl-C stops everything) ==")
     print(f"Compute API:   {stack.compute.url}/compute/v1/projects/{stack.project}/...")
     print(f"function log:  {stack.function.log_path if stack.function else '-'}")

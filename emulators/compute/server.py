@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
-from compute_model import (
+from emulators.compute.resources import (
     API_ROOT,
     HTTP_STATUS_TEXT,
     AliasConflictMode,
@@ -75,7 +75,7 @@ from compute_model import (
     ip_in_use,
     parse_filter,
 )
-from lifecycle import Service
+from emulators.service import Service
 
 SERVICE_PREFIX = "/compute/v1/"
 MUTATING_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})

@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from lifecycle import Service
+from emulators.service import Service
 
 METADATA_PREFIX = "/computeMetadata/v1/"
 CERTS_PATH = "/oauth2/v1/certs"

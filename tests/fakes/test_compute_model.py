@@ -6,7 +6,12 @@ import base64
 
 import pytest
 
-from compute_model import ApiError, decode_fingerprint, fingerprints_equal, parse_filter
+from emulators.compute.resources import (
+    ApiError,
+    decode_fingerprint,
+    fingerprints_equal,
+    parse_filter,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -17,8 +17,8 @@ from urllib.parse import urlencode, urlsplit
 import googleapiclient
 import pytest
 
-from compute_emulator import ROUTES, ComputeEmulator
-from mirror_state import Member, mirror_state
+from emulators.compute.server import ROUTES, ComputeEmulator
+from local.mirrors import Member, mirror_state
 
 pytestmark = pytest.mark.integration
 

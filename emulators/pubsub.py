@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import IO, Self
 
-from lifecycle import Service
+from emulators.service import Service
 
 LAUNCHER_RELATIVE = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 DEFAULT_SDK_ROOTS = (Path("/usr/lib/google-cloud-sdk"), Path("/usr/share/google-cloud-sdk"))

@@ -36,21 +36,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from compute_emulator import ComputeEmulator
-from function_process import FunctionProcess, StackError
-from lifecycle import Service
-from local_mirrors import (
+from emulators.compute.server import ComputeEmulator
+from emulators.metadata import VM, MetadataEmulator
+from emulators.pubsub import PubSubEmulator, free_port
+from emulators.service import Service
+from local.function_process import FunctionProcess, StackError
+from local.layouts import (
     DEFAULT_PROJECT,
     MirrorLayout,
     compute_state,
     iris_member_name,
     mirror_config,
 )
-from metadata_emulator import VM, MetadataEmulator
-from mirror_state import Member
-from pubsub_emulator import PubSubEmulator, free_port
-from push_relay import PushRelay
-from timeline import TimelineEntry, build_timeline, instance_in_path
+from local.mirrors import Member
+from local.push_relay import PushRelay
+from local.timeline import TimelineEntry, build_timeline, instance_in_path
 
 DEFAULT_TOPIC = "mirror-vip"
 PUBLISH_BUDGET_SECONDS = 10.0
@@ -446,7 +446,7 @@ def holds_everything(holder: Holder, layout: MirrorLayout, instance: str) -> boo
 
 
 def _instance_id(project: str, member: Member) -> str:
-    from mirror_state import stable_id  # noqa: PLC0415
+    from local.mirrors import stable_id  # noqa: PLC0415
 
     return stable_id(project, member.zone, member.name)
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stack import LocalStack, Published
+    from local.stack import LocalStack, Published
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from pubsub_emulator import port_accepts
+from emulators.pubsub import port_accepts
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 FUNCTION_DIR = REPO / "function"
 FUNCTION_SOURCE = FUNCTION_DIR / "main.py"
 COMPONENT = "mirror-vip"

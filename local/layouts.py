@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mirror_state import Member, instance_url, mirror_state, region_of, static_address
+from local.mirrors import Member, instance_url, mirror_state, region_of, static_address
 
 DEFAULT_PROJECT = "iris-demo-1"
 SUBNET_CIDR = "10.0.0.0/24"
