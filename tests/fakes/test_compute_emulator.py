@@ -36,7 +36,7 @@ REGION = "us-west1"
 VIP = "10.0.0.250/32"
 PUBLIC_IP = "34.120.0.10"
 ROOT = "/compute/v1/projects/" + PROJECT
-EMULATOR_MODULE = "emulators.compute.server"
+EMULATOR_MODULE = "emulators.compute"
 
 
 def mirror() -> dict[str, Any]:

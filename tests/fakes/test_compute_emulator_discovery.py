@@ -17,7 +17,8 @@ from urllib.parse import urlencode, urlsplit
 import googleapiclient
 import pytest
 
-from emulators.compute.server import ROUTES, ComputeEmulator
+from emulators.compute.routes import ROUTES
+from emulators.compute.server import ComputeEmulator
 from local.mirrors import Member, mirror_state
 
 pytestmark = pytest.mark.integration
