@@ -1,50 +1,31 @@
-"""Build Compute Engine emulator state for IRIS mirrors, in the API's own JSON form.
+"""The IRIS mirrors a local run serves, as plain data, and the Compute emulator state they imply.
 
-The Compute emulator loads `{"instances": [...], "subnetworks": [...], "addresses": [...]}` where
-every resource is exactly what `gcloud compute ... describe --format=json` prints. These builders
-produce that shape so that tests, the demo and a hand-written state file all agree.
+One builder for the demo, the stack, the e2e tests, the function's tests and the emulator's
+tests: a `MirrorLayout` is members (the first holds the VIP), a VIP and an optional static IP;
+`compute_state` turns layouts into the emulator's state, every resource in the API's own JSON as
+`gcloud compute ... describe --format=json` prints it; `mirror_config` into MIRROR_CONFIG.
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-API_ROOT = "https://www.googleapis.com/compute/v1"
+from emulators import JsonDict
+from emulators.compute.state import stable_id
+from emulators.compute.urls import (
+    address_url,
+    instance_url,
+    network_url,
+    region_of,
+    region_url,
+    subnetwork_url,
+    zone_url,
+)
 
-JsonDict = dict[str, Any]
-
-
-def region_of(zone: str) -> str:
-    """`us-west1-a` -> `us-west1`."""
-    return zone.rsplit("-", 1)[0]
-
-
-def zone_url(project: str, zone: str) -> str:
-    return f"{API_ROOT}/projects/{project}/zones/{zone}"
-
-
-def instance_url(project: str, zone: str, name: str) -> str:
-    return f"{zone_url(project, zone)}/instances/{name}"
-
-
-def subnetwork_url(project: str, region: str, name: str) -> str:
-    return f"{API_ROOT}/projects/{project}/regions/{region}/subnetworks/{name}"
-
-
-def network_url(project: str, name: str) -> str:
-    return f"{API_ROOT}/projects/{project}/global/networks/{name}"
-
-
-def address_url(project: str, region: str, name: str) -> str:
-    return f"{API_ROOT}/projects/{project}/regions/{region}/addresses/{name}"
-
-
-def stable_id(*parts: str) -> str:
-    """A deterministic 19-digit resource id, like the API's uint64 ids rendered as strings."""
-    digest = hashlib.sha256("/".join(parts).encode()).digest()
-    return str(int.from_bytes(digest[:8], "big") % 9 * 10**18 + 10**18)
+DEFAULT_PROJECT = "iris-demo-1"
+SUBNET_CIDR = "10.0.0.0/24"
+SECONDARY_RANGES = {"vips": "10.1.0.0/24"}
 
 
 @dataclass(frozen=True)
@@ -63,7 +44,132 @@ class Member:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def instance(project: str, member: Member, *, network: str = "default") -> JsonDict:
+@dataclass(frozen=True)
+class MirrorLayout:
+    """One IRIS mirror as the stack seeds it: members (the first holds the VIP), VIP, static IP.
+
+    `members` are emulator `Member`s; the initial primary must carry the VIP in `aliases` and the
+    static IP as `nat_ip` (with `access_config_name` = `public[0]`), as `mirror_layout` builds.
+    """
+
+    name: str
+    project: str
+    vip: str
+    members: tuple[Member, ...]
+    public: tuple[str, str] | None = None
+    """(reserved address name, IP)."""
+
+    @property
+    def region(self) -> str:
+        return region_of(self.members[0].zone)
+
+    def member(self, name: str) -> Member:
+        """The member whose VM is called `name`."""
+        for member in self.members:
+            if member.name == name:
+                return member
+        raise KeyError(f"{name} is not a member of mirror {self.name}")
+
+    def config_entry(self) -> JsonDict:
+        """This mirror's entry in MIRROR_CONFIG, in the documented shape."""
+        entry: JsonDict = {
+            "project": self.project,
+            "network_interface": "nic0",
+            "private_vip": self.vip,
+            "subnetwork_range_name": None,
+            "members": [{"instance": m.name, "zone": m.zone} for m in self.members],
+        }
+        if self.public:
+            entry["public_ip"] = {
+                "address_name": self.public[0],
+                "region": self.region,
+                "access_config_name": self.public[0],
+            }
+        return entry
+
+
+def iris_member_name(member: Member) -> str:
+    """The IRIS mirror member name for a VM (what ^ZMIRROR passes): `isc-a-001` -> `ISC_A_001`."""
+    return member.name.upper().replace("-", "_")
+
+
+def mirror_layout(index: int, *, project: str = DEFAULT_PROJECT) -> MirrorLayout:
+    """Mirror number `index` (0-based) of a deployment: two members in two zones, distinct VIPs.
+
+    Mirror 0 is `IRISMIRROR` with VIP 10.0.0.250/32; others are `IRISMIRROR02`... with VIPs
+    counting down from 10.0.0.249 (up to 100 mirrors fit in the /24 next to the members' IPs).
+    """
+    if not 0 <= index < 100:
+        raise ValueError("index must be 0..99")
+    suffix = f"{index + 1:03d}"
+    static = ("isc-mirror" if index == 0 else f"isc-mirror-{suffix}", f"203.0.113.{10 + index}")
+    primary = Member(
+        name=f"isc-primary-{suffix}",
+        zone="us-west1-a",
+        network_ip=f"10.0.0.{11 + 2 * index}",
+        aliases=(f"10.0.0.{250 - index}/32",),
+        nat_ip=static[1],
+        access_config_name=static[0],
+    )
+    backup = Member(
+        name=f"isc-backup-{suffix}", zone="us-west1-b", network_ip=f"10.0.0.{12 + 2 * index}"
+    )
+    name = "IRISMIRROR" if index == 0 else f"IRISMIRROR{index + 1:02d}"
+    return MirrorLayout(name, project, f"10.0.0.{250 - index}/32", (primary, backup), static)
+
+
+def compute_state(
+    mirrors: Sequence[MirrorLayout],
+    *,
+    subnet_cidr: str = SUBNET_CIDR,
+    secondary: dict[str, str] | None = SECONDARY_RANGES,
+) -> JsonDict:
+    """One Compute emulator state holding every mirror: one project, and in each members' region
+    one `default` subnetwork with `subnet_cidr` and the named `secondary` ranges."""
+    projects = {m.project for m in mirrors}
+    if len(projects) != 1:
+        raise ValueError(f"one project, got {sorted(projects)}")
+    project = projects.pop()
+    members = [member for mirror in mirrors for member in mirror.members]
+    regions = sorted({region_of(m.zone) for m in members})
+    state: JsonDict = {
+        "instances": [_instance(project, m) for m in members],
+        "subnetworks": [
+            _subnetwork(project, region, subnet_cidr, secondary=secondary) for region in regions
+        ],
+        "addresses": [],
+    }
+    for mirror in mirrors:
+        if mirror.public:
+            name, ip = mirror.public
+            holder = next((m for m in mirror.members if m.nat_ip == ip), None)
+            user = instance_url(project, holder.zone, holder.name) if holder else None
+            state["addresses"].append(_static_address(project, mirror.region, name, ip, user=user))
+    return state
+
+
+def mirror_state(
+    project: str,
+    members: Sequence[Member],
+    *,
+    secondary: dict[str, str] | None = None,
+    public_address: tuple[str, str] | None = None,
+) -> JsonDict:
+    """`compute_state` of one unnamed mirror: for tests that need VMs rather than a mirror.
+
+    `public_address` is `(name, ip)` of a reserved address in the first member's region, in use
+    by whichever member has that IP as its `nat_ip`.
+    """
+    layout = MirrorLayout("", project, "", tuple(members), public_address)
+    return compute_state([layout], secondary=secondary)
+
+
+def mirror_config(mirrors: Sequence[MirrorLayout]) -> JsonDict:
+    """The MIRROR_CONFIG document for one deployment serving every mirror."""
+    return {"mirrors": {m.name: m.config_entry() for m in mirrors}}
+
+
+def _instance(project: str, member: Member, *, network: str = "default") -> JsonDict:
     """One `compute#instance` with a single NIC, as the API returns it."""
     region = region_of(member.zone)
     alias_ranges: list[JsonDict] = []
@@ -110,7 +216,7 @@ def instance(project: str, member: Member, *, network: str = "default") -> JsonD
     }
 
 
-def subnetwork(
+def _subnetwork(
     project: str,
     region: str,
     cidr: str,
@@ -126,7 +232,7 @@ def subnetwork(
         "network": network_url(project, name),
         "ipCidrRange": cidr,
         "gatewayAddress": cidr.split("/", maxsplit=1)[0].rsplit(".", 1)[0] + ".1",
-        "region": f"{API_ROOT}/projects/{project}/regions/{region}",
+        "region": region_url(project, region),
         "stackType": "IPV4_ONLY",
         "fingerprint": "AAAAAAAAAAA=",
         "selfLink": subnetwork_url(project, region, name),
@@ -139,7 +245,7 @@ def subnetwork(
     return body
 
 
-def static_address(
+def _static_address(
     project: str, region: str, name: str, ip: str, *, user: str | None = None
 ) -> JsonDict:
     """One reserved external `compute#address`; `user` is the self link of the instance using it."""
@@ -151,46 +257,10 @@ def static_address(
         "address": ip,
         "addressType": "EXTERNAL",
         "networkTier": "PREMIUM",
-        "region": f"{API_ROOT}/projects/{project}/regions/{region}",
+        "region": region_url(project, region),
         "status": "IN_USE" if user else "RESERVED",
         "selfLink": address_url(project, region, name),
     }
     if user:
         body["users"] = [user]
     return body
-
-
-def mirror_state(
-    project: str,
-    members: list[Member],
-    *,
-    subnet_cidr: str = "10.0.0.0/24",
-    secondary: dict[str, str] | None = None,
-    public_address: tuple[str, str] | None = None,
-) -> JsonDict:
-    """A whole emulator state: the members, their regional subnet(s) and an optional static IP.
-
-    Args:
-        project: Project holding every resource.
-        members: The VMs; every member's region gets the same `default` subnetwork.
-        subnet_cidr: Primary range of the subnetwork.
-        secondary: Named secondary ranges of the subnetwork.
-        public_address: `(name, ip)` of a reserved external address in the first member's region;
-            it is marked in use by whichever member has that IP as its `nat_ip`.
-    """
-    regions = sorted({region_of(m.zone) for m in members})
-    state: JsonDict = {
-        "instances": [instance(project, m) for m in members],
-        "subnetworks": [
-            subnetwork(project, region, subnet_cidr, secondary=secondary) for region in regions
-        ],
-        "addresses": [],
-    }
-    if public_address:
-        name, ip = public_address
-        holder = next((m for m in members if m.nat_ip == ip), None)
-        user = instance_url(project, holder.zone, holder.name) if holder else None
-        state["addresses"].append(
-            static_address(project, region_of(members[0].zone), name, ip, user=user)
-        )
-    return state

@@ -24,8 +24,9 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from emulators.compute.server import ComputeEmulator
+from emulators.compute.urls import instance_url
 from fakes.layout import vip_on_first_vm
-from local.mirrors import Member, instance_url, mirror_state
+from local.mirrors import Member, mirror_state
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
 from emulators.compute.server import ComputeEmulator
+from emulators.compute.urls import instance_url
 from fakes.layout import vip_on_first_vm
-from local.mirrors import instance_url
 
 pytestmark = pytest.mark.integration
 

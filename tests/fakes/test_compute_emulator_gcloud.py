@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from emulators.compute.server import ComputeEmulator
+from emulators.compute.urls import instance_url
 from fakes.layout import vip_on_first_vm
-from local.mirrors import instance_url
 
 GCLOUD = shutil.which("gcloud")
 pytestmark = [
