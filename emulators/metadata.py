@@ -2,29 +2,13 @@
 
 Why one port per VM: clients find the metadata server through `GCE_METADATA_HOST`, which is only
 `host:port`, so each emulated VM listens on its own port and serves its own
-`/computeMetadata/v1/...` tree. `/vm/<name>/computeMetadata/v1/...` also works on any port, for
-tools that can set a URL prefix.
-
-What it serves (the paths the publisher and the function's tests use): project/project-id,
-project/numeric-project-id, instance/{id,name,zone,hostname}, instance/network-interfaces/0/{ip,
-ip-aliases/}, instance/service-accounts/default/{email,identity}, and Google-style signing certs at
-`/oauth2/v1/certs` (a `{kid: PEM certificate}` map, what `google.oauth2.id_token.verify_token(...,
-certs_url=...)` reads). Identity tokens are RS256 JWTs with the real `format=full` claims, signed
-by a key generated at start-up.
-
-Like the real server it answers 403 without `Metadata-Flavor: Google`, sets that header on every
-response, and answers `application/text`. Where it differs: no `?recursive=true`, no
-`wait_for_change`, no access tokens, no attributes.
-
-Fault injection (per VM, optionally only for paths containing a substring): `hang(seconds)`,
-`fail(status)`, `take_down()` (the port refuses connections) / `bring_up()`, `heal()`.
-
-Library use::
-
-    with MetadataEmulator(vms=[VM.parse("proj-a/us-central1-a/iris-a/1001")]) as emu:
-        os.environ["GCE_METADATA_HOST"] = emu.host
-
-Command line::
+`/computeMetadata/v1/...` tree (`/vm/<name>/computeMetadata/v1/...` also works on any port, for
+tools that can only set a URL prefix). It serves the paths the publisher reads, instance identity
+tokens with the real `format=full` claims, signed by a key generated at start-up with the library
+that verifies them, and the signing certs at `/oauth2/v1/certs`. Like the real server it answers
+403 without `Metadata-Flavor: Google`. Where it differs (no `?recursive`, `wait_for_change`,
+access tokens or attributes) and its fault injection (`hang`, `fail`, `take_down`/`bring_up`,
+`heal`): docs/publisher.md, "Local emulators".
 
     python -m emulators.metadata --port 8900 --vm proj-a/us-central1-a/iris-a/1001 \\
         --vm proj-a/us-central1-b/iris-b/1002
@@ -38,7 +22,6 @@ import functools
 import hashlib
 import json
 import secrets
-import signal
 import sys
 import threading
 import time
@@ -54,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
-from emulators.service import Service
+from emulators.service import Service, stop_on_signals
 
 METADATA_PREFIX = "/computeMetadata/v1/"
 CERTS_PATH = "/oauth2/v1/certs"
@@ -552,13 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         help="project/zone/name/id; repeatable, one port each (first: --port)",
     )
     args = parser.parse_args(argv)
-    stop_requested = threading.Event()
-
-    def on_signal(_signum: int, _frame: object) -> None:
-        stop_requested.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_requested = stop_on_signals()
     with MetadataEmulator(args.vm or None, port=args.port, bind_host=args.bind_host) as emu:
         for vm in emu.vms:
             print(f"{vm.name}: GCE_METADATA_HOST={emu.host_for(vm.name)}", flush=True)

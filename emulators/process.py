@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -43,12 +43,12 @@ def port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
 
 
 class ProcessGroup:
-    """One command started in its own process group, its output appended to `log`.
+    """One command started in its own process group, its output appended to `log_path`.
 
     Args:
         name: What to call it in errors (`Pub/Sub emulator`, `function`).
         command: The argument list.
-        log: Where stdout and stderr go.
+        log_path: Where stdout and stderr go (appended to: a restart keeps one log).
         env: The whole environment (None: inherit).
         cwd: Working directory (None: inherit).
     """
@@ -57,18 +57,20 @@ class ProcessGroup:
         self,
         name: str,
         command: list[str],
-        log: IO[bytes],
+        log_path: Path,
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
     ) -> None:
         self.name = name
+        self.log_path = log_path
+        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 (closed by stop or kill)
         self.proc = subprocess.Popen(
             command,
             cwd=cwd,
             env=None if env is None else dict(env),
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -81,9 +83,14 @@ class ProcessGroup:
     def running(self) -> bool:
         return self.proc.poll() is None
 
-    def wait_for_port(
-        self, host: str, port: int, timeout: float, log_tail: Callable[[], str]
-    ) -> None:
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of what the process wrote, for error messages."""
+        try:
+            return self.log_path.read_bytes()[-chars:].decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_port(self, host: str, port: int, timeout: float) -> None:
         """Return once host:port accepts connections; on exit or timeout stop and raise.
 
         Raises:
@@ -94,19 +101,23 @@ class ProcessGroup:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
                 self.stop()
-                raise StartupError(f"{self.name} exited with {code} while starting:\n{log_tail()}")
+                raise StartupError(
+                    f"{self.name} exited with {code} while starting:\n{self.log_tail()}"
+                )
             if port_accepts(host, port, timeout=0.1):
                 return
-            time.sleep(POLL_INTERVAL_S)  # polling interval for the port, not a wait for readiness
+            time.sleep(POLL_INTERVAL_S)  # polling interval, not a wait for readiness
         self.stop()
+        within = f"within {timeout:.0f} s"
         raise StartupError(
-            f"{self.name} did not listen on {host}:{port} within {timeout:.0f} s:\n{log_tail()}"
+            f"{self.name} did not listen on {host}:{port} {within}:\n{self.log_tail()}"
         )
 
     def kill(self, timeout: float = 5.0) -> None:
         """SIGKILL the whole group at once (a crash: no cleanup) and reap the leader."""
         self._signal(signal.SIGKILL)
         self.proc.wait(timeout=timeout)
+        self._log.close()
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the group, SIGKILL it if the leader lingers, then kill any straggler."""
@@ -117,6 +128,7 @@ class ProcessGroup:
             self._signal(signal.SIGKILL)
             self.proc.wait(timeout=timeout)
         self._signal(signal.SIGKILL)  # e.g. a gunicorn worker left in the group
+        self._log.close()
 
     def _signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -23,16 +23,14 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
-from typing import IO, Self
+from typing import Self
 
 from emulators.process import ProcessGroup, StartupError, free_port
-from emulators.service import Service
+from emulators.service import Service, stop_on_signals
 
 LAUNCHER_RELATIVE = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 DEFAULT_SDK_ROOTS = (Path("/usr/lib/google-cloud-sdk"), Path("/usr/share/google-cloud-sdk"))
@@ -96,7 +94,6 @@ class PubSubEmulator(Service):
         self.bind_host = bind_host
         self.startup_timeout = startup_timeout
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._log: IO[bytes] | None = None
         self._group: ProcessGroup | None = None
         self.port = 0
 
@@ -113,11 +110,7 @@ class PubSubEmulator(Service):
 
     def log_tail(self) -> str:
         """The last part of the emulator's output, for error messages."""
-        if self._log is None:
-            return ""
-        self._log.flush()
-        data = Path(self._log.name).read_bytes()
-        return data[-LOG_TAIL_CHARS:].decode(errors="replace")
+        return self._group.log_tail(LOG_TAIL_CHARS) if self._group is not None else ""
 
     def start(self) -> Self:
         """Start the JVM and return once its port accepts connections."""
@@ -125,16 +118,14 @@ class PubSubEmulator(Service):
             raise PubSubEmulatorError("emulator already started")
         launcher = find_launcher()
         self._tmp = tempfile.TemporaryDirectory(prefix="pubsub-emulator-")
-        data_dir = Path(self._tmp.name) / "data"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = open(Path(self._tmp.name) / "emulator.log", "w+b")  # noqa: SIM115 (owned until stop)
+        workdir = Path(self._tmp.name)
         self.port = self._requested_port or free_port(self.bind_host)
         command = [str(launcher), f"--host={self.bind_host}", f"--port={self.port}"]
-        self._group = ProcessGroup("Pub/Sub emulator", [*command, f"--dir={data_dir}"], self._log)
+        (workdir / "data").mkdir()
+        command.append(f"--dir={workdir / 'data'}")
+        self._group = ProcessGroup("Pub/Sub emulator", command, workdir / "emulator.log")
         try:
-            self._group.wait_for_port(
-                self.bind_host, self.port, self.startup_timeout, self.log_tail
-            )
+            self._group.wait_for_port(self.bind_host, self.port, self.startup_timeout)
         except StartupError as error:
             self.stop()
             raise PubSubEmulatorError(str(error)) from None
@@ -148,9 +139,6 @@ class PubSubEmulator(Service):
         group, self._group = self._group, None
         if group is not None:
             group.stop(timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -181,13 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "--topic", action="append", default=[], help="projects/P/topics/T to create; repeatable"
     )
     args = parser.parse_args(argv)
-    stop_requested = threading.Event()
-
-    def on_signal(_signum: int, _frame: object) -> None:
-        stop_requested.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_requested = stop_on_signals()
     with PubSubEmulator(
         args.port, bind_host=args.bind_host, startup_timeout=args.startup_timeout
     ) as emu:

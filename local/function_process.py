@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 
 from emulators import JsonDict
 from emulators.process import ProcessGroup, StartupError
@@ -56,7 +55,6 @@ class FunctionProcess:
         self.env = dict(env)
         self.log_path = log_path
         self._group: ProcessGroup | None = None
-        self._log: IO[bytes] | None = None
         self.started_at = 0.0
         self.ready_at = 0.0
 
@@ -90,11 +88,12 @@ class FunctionProcess:
             [str(FUNCTION_DIR), *filter(None, [env.get("PYTHONPATH")])]
         )
         env["PYTHONUNBUFFERED"] = "1"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 (owned until stop)
         self.started_at = time.monotonic()
-        self._group = ProcessGroup("function", self.command(), self._log, env=env, cwd=FUNCTION_DIR)
+        self._group = ProcessGroup(
+            "function", self.command(), self.log_path, env=env, cwd=FUNCTION_DIR
+        )
         try:
-            self._group.wait_for_port("127.0.0.1", self.port, timeout, self.log_tail)
+            self._group.wait_for_port("127.0.0.1", self.port, timeout)
         except BaseException:
             self.stop()
             raise
@@ -112,13 +111,8 @@ class FunctionProcess:
         group, self._group = self._group, None
         if group is not None:
             group.stop(timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def log_text(self) -> str:
-        if self._log is not None:
-            self._log.flush()
         try:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:

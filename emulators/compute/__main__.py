@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from emulators.compute.server import ComputeEmulator
+from emulators.service import stop_on_signals
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:  # unreadable file, bad JSON, StateError
         print(f"{args.state}: {error}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     with emulator:
         print(f"compute emulator listening on {emulator.url}", flush=True)
         stop.wait()

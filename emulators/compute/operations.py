@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from emulators import JsonDict
 from emulators.compute.errors import HTTP_STATUS_TEXT, OperationFailure, not_found
@@ -27,6 +28,24 @@ OPERATION_USER = "emulator@compute-emulator.invalid"
 
 OperationKey = tuple[str, str, str]
 """(project, zone, operation name)."""
+
+
+class _Countdown(Protocol):
+    remaining: int
+
+
+FaultT = TypeVar("FaultT", bound=_Countdown)
+
+
+def take_fault(queue: list[FaultT] | None) -> FaultT | None:
+    """The first injected fault of a queue, dropped once it has fired `remaining` times."""
+    if not queue:
+        return None
+    fault = queue[0]
+    fault.remaining -= 1
+    if fault.remaining <= 0:
+        queue.pop(0)
+    return fault
 
 
 @dataclass
@@ -116,13 +135,9 @@ class Operations:
         return copy.deepcopy(resource)
 
     def _take_fault(self, method_id: str) -> OperationFailure | None:
-        queue = self._faults.get(method_id)
-        if not queue:
+        fault = take_fault(self._faults.get(method_id))
+        if fault is None:
             return None
-        fault = queue[0]
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            queue.pop(0)
         status = 500 if fault.error_code == "INTERNAL_ERROR" else 400
         return OperationFailure(fault.error_code, fault.message, status)
 

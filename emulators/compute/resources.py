@@ -165,18 +165,6 @@ class ComputeModel:
         except KeyError:
             raise not_found(f"projects/{project}/zones/{zone}/instances/{name}") from None
 
-    def get_subnetwork(self, project: str, region: str, name: str) -> JsonDict:
-        try:
-            return self.subnetworks[(project, region, name)]
-        except KeyError:
-            raise not_found(f"projects/{project}/regions/{region}/subnetworks/{name}") from None
-
-    def get_address(self, project: str, region: str, name: str) -> JsonDict:
-        try:
-            return self.addresses[(project, region, name)]
-        except KeyError:
-            raise not_found(f"projects/{project}/regions/{region}/addresses/{name}") from None
-
     def zones(self, project: str) -> list[str]:
         """Zones that hold at least one instance of the project, sorted."""
         return sorted({zone for p, zone, _ in self.instances if p == project})
@@ -190,15 +178,12 @@ class ComputeModel:
                 segment_after(url, "subnetworks"),
             )
         except ValueError:
-            raise OperationFailure(
-                "RESOURCE_NOT_FOUND", f"The resource '{url}' was not found", 404
-            ) from None
+            raise _resource_gone(url) from None
         try:
             return self.subnetworks[key]
         except KeyError:
-            path = f"projects/{key[0]}/regions/{key[1]}/subnetworks/{key[2]}"
-            raise OperationFailure(
-                "RESOURCE_NOT_FOUND", f"The resource '{path}' was not found", 404
+            raise _resource_gone(
+                f"projects/{key[0]}/regions/{key[1]}/subnetworks/{key[2]}"
             ) from None
 
     @staticmethod
@@ -341,19 +326,7 @@ class ComputeModel:
             body, NETWORK_INTERFACE_FIELDS, "fingerprint", nic.get("fingerprint", "")
         )
         sent_fingerprint = body["fingerprint"]
-        for field, value in body.items():
-            if field in UPDATABLE_NIC_FIELDS or field in {"fingerprint", "kind"}:
-                continue
-            current = nic.get(field)
-            if field == "name" and value == nic_name:
-                continue
-            if _strip_kind(value) != _strip_kind(current):
-                raise invalid(
-                    f"resource.{field}",
-                    value,
-                    "Only alias IP ranges and the network can be changed by "
-                    "updateNetworkInterface.",
-                )
+        _refuse_fixed_field_changes(nic, nic_name, body)
         new_aliases = (
             self.parse_alias_ranges(body["aliasIpRanges"]) if "aliasIpRanges" in body else None
         )
@@ -585,10 +558,7 @@ class ComputeModel:
         try:
             return self.instances[key]
         except KeyError:
-            path = f"projects/{key[0]}/zones/{key[1]}/instances/{key[2]}"
-            raise OperationFailure(
-                "RESOURCE_NOT_FOUND", f"The resource '{path}' was not found", 404
-            ) from None
+            raise _resource_gone(f"projects/{key[0]}/zones/{key[1]}/instances/{key[2]}") from None
 
     @staticmethod
     def _nic_for_apply(instance: JsonDict, nic_name: str | None) -> JsonDict:
@@ -608,6 +578,26 @@ class ComputeModel:
             target_id=str(instance.get("id", "")),
             apply=apply,
         )
+
+
+def _refuse_fixed_field_changes(nic: JsonDict, nic_name: str | None, body: JsonDict) -> None:
+    """400 when the PATCH body changes a field other than the aliases and the network."""
+    for field, value in body.items():
+        if field in UPDATABLE_NIC_FIELDS or field in {"fingerprint", "kind"}:
+            continue
+        if field == "name" and value == nic_name:
+            continue
+        if _strip_kind(value) != _strip_kind(nic.get(field)):
+            raise invalid(
+                f"resource.{field}",
+                value,
+                "Only alias IP ranges and the network can be changed by updateNetworkInterface.",
+            )
+
+
+def _resource_gone(path: str) -> OperationFailure:
+    """A resource that disappeared before the operation applied."""
+    return OperationFailure("RESOURCE_NOT_FOUND", f"The resource '{path}' was not found", 404)
 
 
 def _nic_content(nic: JsonDict) -> JsonDict:

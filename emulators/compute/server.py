@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from emulators import JsonDict
 from emulators.compute.errors import DEFAULT_REASONS, ApiError, error_payload, ip_in_use, not_found
 from emulators.compute.filters import parse_filter
-from emulators.compute.operations import Operations
+from emulators.compute.operations import Operations, take_fault
 from emulators.compute.resources import AliasConflictMode, ComputeModel, Plan
 from emulators.compute.routes import Route, list_body, match_route
 from emulators.compute.state import InstanceKey
@@ -34,8 +34,13 @@ from emulators.service import Service
 
 MUTATING_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
-Read = Callable[[dict[str, str], str], JsonDict]
-"""A read method: path parameters and the `filter` query value -> response body."""
+_RESOURCES = {
+    "instances": ("instance", "zone"),
+    "addresses": ("address", "region"),
+    "subnetworks": ("subnetwork", "region"),
+}
+"""Collections read by get/list/aggregatedList: their kind (= the path parameter naming one)
+and the path parameter of their scope."""
 
 
 @dataclass(frozen=True)
@@ -344,7 +349,7 @@ class ComputeEmulator(Service):
                 RecordedRequest(method_id, http_method, split.path, query, body, time.monotonic())
             )
             zone = self._zone_down_in(split.path)
-            fault = self._take_fault(method_id) if zone is None else None
+            fault = take_fault(self._faults.get(method_id)) if zone is None else None
         if zone is not None:
             project = params.get("project", "-")
             message = f"The zone 'projects/{project}/zones/{zone}' is currently unavailable."
@@ -382,16 +387,6 @@ class ComputeEmulator(Service):
                 return parts[index + 1]
         return None
 
-    def _take_fault(self, method_id: str) -> _InjectedFault | None:
-        queue = self._faults.get(method_id)
-        if not queue:
-            return None
-        fault = queue[0]
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            queue.pop(0)
-        return fault
-
     def _call(
         self, method_id: str, params: dict[str, str], query: dict[str, list[str]], body: Any
     ) -> JsonDict:
@@ -403,80 +398,74 @@ class ComputeEmulator(Service):
             key = (params["project"], params["zone"], params["operation"])
             return self._operations.wait(key, self._wait_max_seconds)
         with self._lock:
-            read = self._reads().get(method_id)
+            read = self._read(method_id, params, arg("filter") or "")
             if read is not None:
-                return read(params, arg("filter") or "")
+                return read
             return self._mutate(method_id, params, arg, body)
 
     # ---- reads ---------------------------------------------------------------------------------
 
-    def _reads(self) -> dict[str, Read]:
-        """Read methods by id."""
+    def _read(self, method_id: str, params: dict[str, str], filter_text: str) -> JsonDict | None:
+        """Serve a read method (`get`, `list`, `aggregatedList`); None for a mutation."""
+        _, collection, verb = method_id.split(".")
+        if verb not in {"get", "list", "aggregatedList"}:
+            return None
+        project = params["project"]
+        if collection in _RESOURCES:
+            return self._read_resource(collection, verb, params, filter_text)
+        if collection == "zoneOperations" and verb == "get":
+            key = (project, params["zone"], params["operation"])
+            return copy.deepcopy(self._operations.get(key).resource)
+        if collection == "zoneOperations":
+            return self._operation_list(params, filter_text)
+        if verb == "get":
+            return self._zone(project, params["zone"])
+        return self._zone_list(project, filter_text)
+
+    def _read_resource(
+        self, collection: str, verb: str, params: dict[str, str], filter_text: str
+    ) -> JsonDict:
+        kind, scope_param = _RESOURCES[collection]
+        project = params["project"]
+        if verb == "aggregatedList":
+            return self._aggregated_list(kind, project, filter_text)
+        if verb == "list":
+            return self._scoped_list(kind, project, params[scope_param], filter_text)
+        return self._get(kind, project, params[scope_param], params[kind])
+
+    def _get(self, kind: str, project: str, scope: str, name: str) -> JsonDict:
+        resources, collection, scope_kind = self._collection(kind)
+        try:
+            return copy.deepcopy(resources[(project, scope, name)])
+        except KeyError:
+            path = f"projects/{project}/{scope_kind}/{scope}/{collection}/{name}"
+            raise not_found(path) from None
+
+    def _collection(self, kind: str) -> tuple[dict[tuple[str, str, str], JsonDict], str, str]:
+        """(resources, collection name, scope kind) of `instance`, `address` or `subnetwork`."""
         model = self._model
         return {
-            "compute.instances.get": lambda p, _f: copy.deepcopy(
-                model.get_instance(p["project"], p["zone"], p["instance"])
-            ),
-            "compute.instances.list": lambda p, f: self._scoped_list(
-                "instance", model.instances, p["project"], "zones", p["zone"], f
-            ),
-            "compute.instances.aggregatedList": lambda p, f: self._aggregated_list(
-                "instance", model.instances, p["project"], "zones", f
-            ),
-            "compute.addresses.get": lambda p, _f: copy.deepcopy(
-                model.get_address(p["project"], p["region"], p["address"])
-            ),
-            "compute.addresses.list": lambda p, f: self._scoped_list(
-                "address", model.addresses, p["project"], "regions", p["region"], f
-            ),
-            "compute.addresses.aggregatedList": lambda p, f: self._aggregated_list(
-                "address", model.addresses, p["project"], "regions", f
-            ),
-            "compute.subnetworks.get": lambda p, _f: copy.deepcopy(
-                model.get_subnetwork(p["project"], p["region"], p["subnetwork"])
-            ),
-            "compute.subnetworks.list": lambda p, f: self._scoped_list(
-                "subnetwork", model.subnetworks, p["project"], "regions", p["region"], f
-            ),
-            "compute.zoneOperations.get": lambda p, _f: copy.deepcopy(
-                self._operations.get((p["project"], p["zone"], p["operation"])).resource
-            ),
-            "compute.zoneOperations.list": self._operation_list,
-            "compute.zones.get": lambda p, _f: self._zone(p["project"], p["zone"]),
-            "compute.zones.list": lambda p, f: self._zone_list(p["project"], f),
-        }
+            "instance": (model.instances, "instances", "zones"),
+            "address": (model.addresses, "addresses", "regions"),
+            "subnetwork": (model.subnetworks, "subnetworks", "regions"),
+        }[kind]
 
-    def _scoped_list(
-        self,
-        kind: str,
-        resources: dict[tuple[str, str, str], JsonDict],
-        project: str,
-        scope_kind: str,
-        scope: str,
-        filter_text: str,
-    ) -> JsonDict:
-        """`instances.list` (zone), `addresses.list` and `subnetworks.list` (region)."""
+    def _scoped_list(self, kind: str, project: str, scope: str, filter_text: str) -> JsonDict:
+        """`instances.list` (in a zone), `addresses.list` and `subnetworks.list` (in a region)."""
+        resources, collection, scope_kind = self._collection(kind)
         predicate = parse_filter(filter_text)
         items = [
             copy.deepcopy(resource)
             for (p, s, _), resource in resources.items()
             if (p, s) == (project, scope) and predicate(resource)
         ]
-        collection = _COLLECTIONS[kind]
         path = f"projects/{project}/{scope_kind}/{scope}/{collection}"
         return list_body(f"compute#{kind}List", path, items)
 
-    def _aggregated_list(
-        self,
-        kind: str,
-        resources: dict[tuple[str, str, str], JsonDict],
-        project: str,
-        scope_kind: str,
-        filter_text: str,
-    ) -> JsonDict:
+    def _aggregated_list(self, kind: str, project: str, filter_text: str) -> JsonDict:
         """`aggregatedList`: items keyed by `zones/Z` or `regions/R`; a zone down is unreachable."""
+        resources, collection, scope_kind = self._collection(kind)
         predicate = parse_filter(filter_text)
-        collection = _COLLECTIONS[kind]
         items: dict[str, JsonDict] = {}
         unreachable: set[str] = set()
         for (p, scope, _), resource in sorted(resources.items()):
@@ -555,6 +544,3 @@ class ComputeEmulator(Service):
         conflict = self._model.alias_conflict(key, nic.get("network", ""), aliases)
         if conflict is not None:
             raise ApiError(400, "IP_IN_USE_BY_ANOTHER_RESOURCE", ip_in_use(conflict))
-
-
-_COLLECTIONS = {"instance": "instances", "address": "addresses", "subnetwork": "subnetworks"}
