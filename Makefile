@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: test lint typecheck pytest demo bench clean
 
-$(STAMP): requirements-dev.txt constraints.txt function/requirements.txt publisher/requirements.txt
+$(STAMP): requirements-dev.txt constraints.txt function/requirements.txt publisher/requirements.txt pyproject.toml publisher/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
@@ -20,14 +20,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy function publisher deploy/local deploy/gcp tests benchmarks
+	$(BIN)/mypy function publisher emulators local deploy/gcp tests benchmarks
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## demo: a real failover and failback on the local emulators.
 demo: $(STAMP)
-	$(BIN)/python deploy/local/demo.py $(DEMO_ARGS)
+	$(BIN)/python -m local.demo $(DEMO_ARGS)
 
 ## bench: benchmarks; prints tables and writes results/.
 bench: $(STAMP)

@@ -1,6 +1,6 @@
 """How long a failover takes end to end on the local stack, and what it costs.
 
-Measured on `deploy/local/stack.py` (the stack `make demo` runs): the publisher called in this
+Measured on `local/stack.py` (the stack `make demo` runs): the publisher called in this
 process as ^ZMIRROR calls it, Google's Pub/Sub emulator pushing to functions-framework serving
 function/main.py in a subprocess, and the Compute emulator with a fixed operation latency.
 
@@ -36,16 +36,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-for _extra in ("publisher", "deploy/local"):
-    if str(REPO / _extra) not in sys.path:
-        sys.path.insert(0, str(REPO / _extra))
+from emulators.process import free_port
+from local.function_process import FUNCTION_DIR, FunctionProcess
+from local.mirrors import mirror_layout
+from local.stack import LocalStack, StackError, StackOptions, holds_everything
+from local.timeline import Published, milestones
 
-from function_process import FUNCTION_DIR, FunctionProcess, StackError  # noqa: E402
-from local_mirrors import mirror_layout  # noqa: E402
-from pubsub_emulator import free_port  # noqa: E402
-from stack import LocalStack, Published, StackOptions, holds_everything  # noqa: E402
-from timeline import milestones  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 LATENCIES_S = (0.5, 2.0)
 TARGET_LATENCY_S = 2.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -25,26 +26,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from emulators.compute import ComputeEmulator
+from local.events import became_primary, cloud_event
+from local.function_process import FUNCTION_SOURCE, outcome_lines
+from local.mirrors import compute_state, mirror_config, mirror_layout
+
 ROOT = Path(__file__).resolve().parents[1]
-for entry in ("function", "deploy/local", "tests"):
-    if str(ROOT / entry) not in sys.path:
-        sys.path.insert(0, str(ROOT / entry))
-
-from compute_emulator import ComputeEmulator  # noqa: E402
-from support import mirrors  # noqa: E402
-from support.events import became_primary, cloud_event  # noqa: E402
-from support.function_app import MAIN, outcome_lines  # noqa: E402
-
+LAYOUT = mirror_layout(0)
+TOPIC = f"projects/{LAYOUT.project}/topics/mirror-vip"
+SUBSCRIPTION = f"projects/{LAYOUT.project}/subscriptions/eventarc-mirror-vip"
 TARGET_RATIO = 1.15
 
 
 def _function_client(compute_url: str) -> Any:
     import functions_framework  # noqa: PLC0415
 
-    os.environ["MIRROR_CONFIG"] = json.dumps(mirrors.config())
+    os.environ["MIRROR_CONFIG"] = json.dumps(mirror_config([LAYOUT]))
     os.environ["COMPUTE_API_ENDPOINT"] = compute_url
     app = functions_framework.create_app(  # type: ignore[no-untyped-call]
-        target="on_mirror_event", source=str(MAIN), signature_type="cloudevent"
+        target="on_mirror_event", source=str(FUNCTION_SOURCE), signature_type="cloudevent"
     )
     return app.test_client()
 
@@ -53,14 +53,19 @@ def run(latency: float, runs: int) -> dict[str, Any]:
     """Measure `runs` moves at `latency`; returns medians and per-move API calls."""
     from cloudevents.conversion import to_structured  # noqa: PLC0415
 
-    members = [mirrors.primary(), mirrors.backup(nat_ip="192.0.2.7")]
-    with ComputeEmulator(mirrors.state(*members), op_latency=latency) as compute:
+    primary, backup = LAYOUT.members
+    members = [primary, dataclasses.replace(backup, nat_ip="192.0.2.7")]
+    state = compute_state([dataclasses.replace(LAYOUT, members=tuple(members))])
+    with ComputeEmulator(state, op_latency=latency) as compute:
         client = _function_client(compute.url)
         walls, public_done, private_done = [], [], []
         calls: list[Counter[str]] = []
         for index in range(runs):
             target = members[(index + 1) % 2]
-            headers, body = to_structured(cloud_event(became_primary(target)))
+            event = became_primary(target, mirror=LAYOUT.name, project=LAYOUT.project)
+            headers, body = to_structured(
+                cloud_event(event, topic=TOPIC, subscription=SUBSCRIPTION)
+            )
             compute.clear_requests()
             out = io.StringIO()
             started = time.perf_counter()

@@ -24,13 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-for extra in ("publisher", "deploy/local"):
-    if str(REPO / extra) not in sys.path:
-        sys.path.insert(0, str(REPO / extra))
+from emulators.metadata import VM, MetadataEmulator
+from emulators.pubsub import PubSubEmulator, create_topics
 
-from metadata_emulator import VM, MetadataEmulator  # noqa: E402
-from pubsub_emulator import PubSubEmulator, create_topics  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 PROJECT = "mirrorvip-bench"
 TOPIC = f"projects/{PROJECT}/topics/mirror-vip"

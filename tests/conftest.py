@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from compute_emulator import ComputeEmulator
+from emulators.compute.server import ComputeEmulator
 from support import mirrors
 from support.function_app import FunctionUnderTest
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pubsub_emulator import PubSubEmulator
+from emulators.pubsub import PubSubEmulator
 
 from .script import PROJECT
 

@@ -1,6 +1,6 @@
 """The whole local stack for the end-to-end tier: started once per package, reset per test.
 
-The stack is the one `make demo` runs (`deploy/local/stack.py`), seeded with the test mirror
+The stack is the one `make demo` runs (`local/stack.py`), seeded with the test mirror
 layout of `support.mirrors` plus two more mirrors in the same project, so that one deployment
 serves several mirrors. Package scope, not session: the stack sets PUBSUB_EMULATOR_HOST while it
 runs, and the publisher's own tests must not see it.
@@ -12,9 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from local_mirrors import MirrorLayout, compute_state
-from mirror_state import Member
-from stack import LocalStack, StackOptions
+from local.mirrors import compute_state, mirror_layout
+from local.stack import LocalStack, StackOptions
 from support import mirrors
 
 OP_LATENCY_S = 0.5
@@ -22,35 +21,8 @@ OP_LATENCY_S = 0.5
 EXTRA_MIRRORS = 2
 
 
-def layout(index: int) -> MirrorLayout:
-    """Mirror `index`: 0 is `support.mirrors`' mirror exactly, the others are made alike."""
-    if index == 0:
-        return MirrorLayout(
-            mirrors.MIRROR,
-            mirrors.PROJECT,
-            mirrors.VIP,
-            (mirrors.primary(), mirrors.backup()),
-            (mirrors.STATIC_NAME, mirrors.STATIC_IP),
-        )
-    suffix = f"{index + 1:03d}"
-    static = (f"{mirrors.STATIC_NAME}-{suffix}", f"203.0.113.{10 + index}")
-    vip = f"10.0.0.{250 - index}/32"
-    primary: Member = mirrors.primary(
-        name=f"isc-primary-{suffix}",
-        network_ip=f"10.0.0.{11 + 2 * index}",
-        aliases=(vip,),
-        nat_ip=static[1],
-        access_config_name=static[0],
-    )
-    backup: Member = mirrors.backup(
-        name=f"isc-backup-{suffix}", network_ip=f"10.0.0.{12 + 2 * index}"
-    )
-    return MirrorLayout(
-        f"{mirrors.MIRROR}{index + 1:02d}", mirrors.PROJECT, vip, (primary, backup), static
-    )
-
-
-LAYOUTS = [layout(i) for i in range(1 + EXTRA_MIRRORS)]
+LAYOUTS = [mirror_layout(i, project=mirrors.PROJECT) for i in range(1 + EXTRA_MIRRORS)]
+"""Mirror 0 is `support.mirrors`' mirror exactly; the others are made alike."""
 
 
 @pytest.fixture(scope="package")

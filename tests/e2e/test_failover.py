@@ -7,19 +7,18 @@ what the function logged; waits poll with deadlines.
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
-import urllib.request
 from typing import Any
 
 import pytest
 
-from stack import LocalStack, Published, holds_everything
+from local.push_relay import post_push, push_envelope
+from local.stack import LocalStack, holds_everything
+from local.timeline import Published, milestones
 from support import mirrors
 from support.events import became_primary
-from timeline import milestones
 
 from .conftest import LAYOUTS
 
@@ -90,23 +89,14 @@ def test_duplicates_change_nothing(stack: LocalStack) -> None:
     data = json.dumps(published.event).encode()
 
     before_redelivery = time.monotonic()
-    envelope = {
-        "message": {
-            "data": base64.b64encode(data).decode(),
-            "messageId": published.message_id,
-            "publishTime": first["publish_time"],
-            "attributes": {"type": "became_primary", "mirror": mirror},
-        },
-        "subscription": stack.subscription,
-    }
-    request = urllib.request.Request(  # noqa: S310 (the stack's own localhost endpoint)
-        stack.push_endpoint,
-        data=json.dumps(envelope).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+    envelope = push_envelope(
+        data,
+        message_id=published.message_id,
+        publish_time=first["publish_time"],
+        subscription=stack.subscription,
+        attributes={"type": "became_primary", "mirror": mirror},
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (localhost)
-        assert response.status == 200
+    assert post_push(stack.push_endpoint, envelope, timeout=30) == 200
 
     redelivered = lines_for(stack, published.message_id)
     assert [r["outcome"] for r in redelivered] == ["moved", "already_in_place"]

@@ -15,8 +15,8 @@ import pytest
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import Credentials
 
-from compute_emulator import ComputeEmulator
 from conftest import FunctionFactory
+from emulators.compute.server import ComputeEmulator
 from support import mirrors
 from support.compute_view import UPDATE_NIC, aliases, assert_vip_on, mutation_count
 from support.events import became_primary, cloud_event

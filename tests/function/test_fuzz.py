@@ -22,7 +22,7 @@ from cloudevents.http import CloudEvent
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from compute_emulator import ComputeEmulator
+from emulators.compute.server import ComputeEmulator
 from support import mirrors
 from support.events import MESSAGE_PUBLISHED, SUBSCRIPTION, TOPIC, cloud_event
 from support.function_app import FunctionUnderTest

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from compute_emulator import ComputeEmulator
 from conftest import FunctionFactory
-from metadata_emulator import VM, MetadataEmulator, SigningKey
-from mirror_state import Member
+from emulators.compute.server import ComputeEmulator
+from emulators.metadata import VM, MetadataEmulator, SigningKey
+from local.mirrors import Member
 from support import mirrors
 from support.events import TOPIC, became_primary, cloud_event
 from support.function_app import FunctionUnderTest

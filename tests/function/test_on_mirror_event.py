@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from compute_emulator import ComputeEmulator
 from conftest import FunctionFactory
+from emulators.compute.server import ComputeEmulator
 from support import mirrors
 from support.compute_view import (
     UPDATE_NIC,

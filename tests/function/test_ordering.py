@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compute_emulator import ComputeEmulator
-from mirror_state import Member
+from emulators.compute.server import ComputeEmulator
+from local.mirrors import Member
 from support import mirrors
 from support.events import became_primary, cloud_event
 from vipmover.compute import ComputeGateway

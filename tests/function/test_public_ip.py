@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from compute_emulator import ComputeEmulator
 from conftest import FunctionFactory
-from mirror_state import static_address
+from emulators.compute.server import ComputeEmulator
+from local.mirrors import static_address
 from support import mirrors
 from support.compute_view import aliases, assert_vip_on, nat_ips, nic0
 from support.events import became_primary, cloud_event

@@ -19,9 +19,9 @@ import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLR0402 - mypy resolves this
 import pytest
 from google.api_core import exceptions
 
-from metadata_emulator import VM, MetadataEmulator
+from emulators.metadata import VM, MetadataEmulator
+from emulators.pubsub import PubSubEmulator
 from mirrorvip_publisher import metadata, pubsub
-from pubsub_emulator import PubSubEmulator
 
 PROJECT = "mirrorvip-test"
 ZONE = "us-central1-a"

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from metadata_emulator import VM
+from emulators.metadata import VM
 from mirrorvip_publisher import notify_become_primary
 from mirrorvip_publisher.event import build_event, encode_event, format_occurred_at
 from mirrorvip_publisher.metadata import InstanceFacts

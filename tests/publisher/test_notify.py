@@ -13,7 +13,7 @@ import requests
 from google.auth.transport.requests import Request
 from google.oauth2 import id_token
 
-from metadata_emulator import VM, MetadataEmulator
+from emulators.metadata import VM, MetadataEmulator
 from mirrorvip_publisher import PublishResult, heartbeat, notify_become_primary
 from mirrorvip_publisher.config import default_audience
 

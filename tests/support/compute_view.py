@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from compute_emulator import ComputeEmulator
-from mirror_state import Member
+from emulators.compute.server import ComputeEmulator
+from local.mirrors import Member
 
 from . import mirrors
 

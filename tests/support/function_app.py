@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import functions_framework
@@ -12,18 +10,7 @@ import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-MAIN = Path(__file__).resolve().parents[2] / "function" / "main.py"
-
-
-def outcome_lines(text: str) -> list[dict[str, Any]]:
-    """The function's outcome records among everything written to stdout."""
-    records = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            if record.get("component") == "mirror-vip":
-                records.append(record)
-    return records
+from local.function_process import FUNCTION_SOURCE, outcome_lines
 
 
 @dataclass(frozen=True)
@@ -39,7 +26,7 @@ class FunctionUnderTest:
 
     def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
         app = functions_framework.create_app(  # type: ignore[no-untyped-call]
-            target="on_mirror_event", source=str(MAIN), signature_type="cloudevent"
+            target="on_mirror_event", source=str(FUNCTION_SOURCE), signature_type="cloudevent"
         )
         self._client = app.test_client()
         self._capsys = capsys

@@ -1,11 +1,14 @@
-"""The test mirror: two members in two zones, a VIP, a static public IP, and its config."""
+"""The test mirror: two members in two zones, a VIP, a static public IP, and its config.
+
+Values only; the Compute state and the config entry come from `local.mirrors`, the one builder.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from mirror_state import Member, mirror_state
+from local.mirrors import Member, MirrorLayout, mirror_state
 
 PROJECT = "iris-prod-1"
 MIRROR = "IRISMIRROR"
@@ -59,21 +62,9 @@ def mirror_config(
     public: bool = True,
 ) -> dict[str, Any]:
     """One mirror's entry of MIRROR_CONFIG, in the documented shape."""
-    chosen = list(members) or [primary(), backup()]
-    entry: dict[str, Any] = {
-        "project": PROJECT,
-        "network_interface": "nic0",
-        "private_vip": vip,
-        "subnetwork_range_name": None,
-        "members": [{"instance": m.name, "zone": m.zone} for m in chosen],
-    }
-    if public:
-        entry["public_ip"] = {
-            "address_name": STATIC_NAME,
-            "region": REGION,
-            "access_config_name": STATIC_NAME,
-        }
-    return {name: entry}
+    chosen = tuple(members) or (primary(), backup())
+    static = (STATIC_NAME, STATIC_IP) if public else None
+    return {name: MirrorLayout(name, PROJECT, vip, chosen, static).config_entry()}
 
 
 def config(*mirrors: dict[str, Any]) -> dict[str, Any]:

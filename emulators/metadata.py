@@ -2,44 +2,26 @@
 
 Why one port per VM: clients find the metadata server through `GCE_METADATA_HOST`, which is only
 `host:port`, so each emulated VM listens on its own port and serves its own
-`/computeMetadata/v1/...` tree. `/vm/<name>/computeMetadata/v1/...` also works on any port, for
-tools that can set a URL prefix.
+`/computeMetadata/v1/...` tree (`/vm/<name>/computeMetadata/v1/...` also works on any port, for
+tools that can only set a URL prefix). It serves the paths the publisher reads, instance identity
+tokens with the real `format=full` claims, signed by a key generated at start-up with the library
+that verifies them, and the signing certs at `/oauth2/v1/certs`. Like the real server it answers
+403 without `Metadata-Flavor: Google`. Where it differs (no `?recursive`, `wait_for_change`,
+access tokens or attributes) and its fault injection (`hang`, `fail`, `take_down`/`bring_up`,
+`heal`): docs/publisher.md, "Local emulators".
 
-What it serves (the paths the publisher and the function's tests use): project/project-id,
-project/numeric-project-id, instance/{id,name,zone,hostname}, instance/network-interfaces/0/{ip,
-ip-aliases/}, instance/service-accounts/default/{email,identity}, and Google-style signing certs at
-`/oauth2/v1/certs` (a `{kid: PEM certificate}` map, what `google.oauth2.id_token.verify_token(...,
-certs_url=...)` reads). Identity tokens are RS256 JWTs with the real `format=full` claims, signed
-by a key generated at start-up.
-
-Like the real server it answers 403 without `Metadata-Flavor: Google`, sets that header on every
-response, and answers `application/text`. Where it differs: no `?recursive=true`, no
-`wait_for_change`, no access tokens, no attributes.
-
-Fault injection (per VM, optionally only for paths containing a substring): `hang(seconds)`,
-`fail(status)`, `take_down()` (the port refuses connections) / `bring_up()`, `heal()`.
-
-Library use::
-
-    with MetadataEmulator(vms=[VM.parse("proj-a/us-central1-a/iris-a/1001")]) as emu:
-        os.environ["GCE_METADATA_HOST"] = emu.host
-
-Command line::
-
-    python deploy/local/metadata_emulator.py --port 8900 --vm proj-a/us-central1-a/iris-a/1001 \\
+    python -m emulators.metadata --port 8900 --vm proj-a/us-central1-a/iris-a/1001 \\
         --vm proj-a/us-central1-b/iris-b/1002
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import functools
 import hashlib
 import json
 import secrets
-import signal
 import sys
 import threading
 import time
@@ -51,10 +33,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from google.auth import crypt, jwt
 
-from lifecycle import Service
+from emulators.service import Service, stop_on_signals
 
 METADATA_PREFIX = "/computeMetadata/v1/"
 CERTS_PATH = "/oauth2/v1/certs"
@@ -149,24 +132,17 @@ class SigningKey:
         )
 
     @functools.cached_property
-    def _private_key(self) -> rsa.RSAPrivateKey:
+    def _signer(self) -> crypt.RSASigner:
         """Parsed once: loading an RSA key costs tens of milliseconds, signing about one."""
-        key = serialization.load_pem_private_key(self.private_pem, password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        return key
+        signer: crypt.RSASigner = crypt.RSASigner.from_string(  # type: ignore[no-untyped-call]
+            self.private_pem, key_id=self.kid
+        )
+        return signer
 
-    def sign(self, claims: Mapping[str, Any], *, header: Mapping[str, Any] | None = None) -> str:
-        """An RS256 JWT over claims with this key's `kid`; header entries may be overridden."""
-        key = self._private_key
-        head = {"alg": "RS256", "typ": "JWT", "kid": self.kid, **(header or {})}
-        signing_input = f"{_b64(json.dumps(head))}.{_b64(json.dumps(dict(claims)))}"
-        signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return f"{signing_input}.{_b64(signature)}"
-
-
-def _b64(data: str | bytes) -> str:
-    raw = data.encode() if isinstance(data, str) else data
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    def sign(self, claims: Mapping[str, Any]) -> str:
+        """An RS256 JWT over claims with this key's `kid`, by the library that verifies it."""
+        token: bytes = jwt.encode(self._signer, dict(claims))  # type: ignore[no-untyped-call]
+        return token.decode()
 
 
 def identity_claims(
@@ -559,13 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         help="project/zone/name/id; repeatable, one port each (first: --port)",
     )
     args = parser.parse_args(argv)
-    stop_requested = threading.Event()
-
-    def on_signal(_signum: int, _frame: object) -> None:
-        stop_requested.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_requested = stop_on_signals()
     with MetadataEmulator(args.vm or None, port=args.port, bind_host=args.bind_host) as emu:
         for vm in emu.vms:
             print(f"{vm.name}: GCE_METADATA_HOST={emu.host_for(vm.name)}", flush=True)

@@ -1,7 +1,9 @@
-"""A start/stop lifecycle usable as a context manager, shared by the local emulators and stack."""
+"""A start/stop lifecycle usable as a context manager, shared by the emulators and the stack."""
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Self
 
 
@@ -23,3 +25,11 @@ class Service:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGTERM or SIGINT sets: the command lines serve until it is set."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop

@@ -6,7 +6,9 @@ import base64
 
 import pytest
 
-from compute_model import ApiError, decode_fingerprint, fingerprints_equal, parse_filter
+from emulators.compute.errors import ApiError
+from emulators.compute.filters import parse_filter
+from emulators.compute.resources import decode_fingerprint, fingerprints_equal
 
 pytestmark = pytest.mark.unit
 

@@ -17,8 +17,9 @@ from urllib.parse import urlencode, urlsplit
 import googleapiclient
 import pytest
 
-from compute_emulator import ROUTES, ComputeEmulator
-from mirror_state import Member, mirror_state
+from emulators.compute.routes import ROUTES
+from emulators.compute.server import ComputeEmulator
+from local.mirrors import Member, mirror_state
 
 pytestmark = pytest.mark.integration
 

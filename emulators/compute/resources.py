@@ -1,8 +1,8 @@
 """The pure state of the Compute Engine emulator: resources, invariants and planned mutations.
 
-No sockets, threads or clocks here: `compute_emulator` owns those and calls this model under its
-lock. A mutation is split in two, like the real API: `plan_*` validates the request synchronously
-(raising `ApiError`, which becomes an HTTP error) and returns a `Plan`; `Plan.apply()` runs when the
+No sockets, threads or clocks here: the server owns those and calls this model under its lock. A
+mutation is split in two, like the real API: `plan_*` validates the request synchronously (raising
+`ApiError`, which becomes an HTTP error) and returns a `Plan`; `Plan.apply()` runs when the
 operation finishes and re-checks the invariants against the state *at that moment* (raising
 `OperationFailure`, which becomes the operation's `error`).
 """
@@ -14,13 +14,23 @@ import binascii
 import copy
 import ipaddress
 import re
-import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-JsonDict = dict[str, Any]
-API_ROOT = "https://www.googleapis.com/compute/v1"
+from emulators import JsonDict
+from emulators.compute.errors import (
+    ApiError,
+    OperationFailure,
+    invalid,
+    ip_in_use,
+    not_found,
+    required,
+    unknown_field,
+)
+from emulators.compute.state import InstanceKey, RegionalKey, load_state, new_fingerprint
+from emulators.compute.urls import API_ROOT, region_of, resource_path, segment_after
+
 EPHEMERAL_POOL = ipaddress.ip_network("192.0.2.0/24")
 """Documentation range (RFC 5737): ephemeral external IPs are strings that nobody ever contacts."""
 
@@ -76,73 +86,6 @@ LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 
 
-class ApiError(Exception):
-    """A synchronous HTTP error with the standard Google error body."""
-
-    def __init__(
-        self,
-        code: int,
-        reason: str,
-        message: str,
-        *,
-        location: str | None = None,
-        location_type: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.location = location
-        self.location_type = location_type
-
-    def body(self) -> JsonDict:
-        """`{"error": {"code", "message", "errors": [...]}}` as Google APIs answer."""
-        item: JsonDict = {"message": self.message, "domain": "global", "reason": self.reason}
-        if self.location:
-            item["location"] = self.location
-            item["locationType"] = self.location_type or "parameter"
-        return {"error": {"code": self.code, "message": self.message, "errors": [item]}}
-
-
-class OperationFailure(Exception):
-    """An error found when an operation applies; it ends up in the operation's `error`."""
-
-    def __init__(self, code: str, message: str, http_status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-
-
-HTTP_STATUS_TEXT = {
-    400: "BAD REQUEST",
-    403: "FORBIDDEN",
-    404: "NOT FOUND",
-    409: "CONFLICT",
-    412: "PRECONDITION FAILED",
-    429: "TOO MANY REQUESTS",
-    500: "INTERNAL SERVER ERROR",
-    503: "SERVICE UNAVAILABLE",
-}
-
-
-def not_found(path: str) -> ApiError:
-    """404 as GCE words it: `The resource 'projects/P/zones/Z/instances/N' was not found`."""
-    return ApiError(404, "notFound", f"The resource '{path}' was not found")
-
-
-def invalid(field: str, value: Any, why: str) -> ApiError:
-    return ApiError(400, "invalid", f"Invalid value for field '{field}': '{value}'. {why}")
-
-
-def required(field: str) -> ApiError:
-    return ApiError(400, "required", f"Required field '{field}' not specified")
-
-
-def ip_in_use(cidr: str) -> str:
-    return f"IP '{cidr}' is already being used by another resource."
-
-
 def decode_fingerprint(value: str) -> bytes | None:
     """Decode standard or URL-safe base64, padded or not; None when it is not base64 at all."""
     text = value.strip().replace("-", "+").replace("_", "/")
@@ -157,29 +100,6 @@ def fingerprints_equal(sent: str, current: str) -> bool:
     """Compare as decoded bytes: gcloud re-encodes fingerprints URL-safe, the Python client not."""
     sent_bytes = decode_fingerprint(sent)
     return sent_bytes is not None and sent_bytes == decode_fingerprint(current)
-
-
-def new_fingerprint() -> str:
-    """A fresh fingerprint: 8 random bytes in standard base64, like the API's."""
-    return base64.b64encode(secrets.token_bytes(8)).decode()
-
-
-def resource_path(url: str) -> str:
-    """`https://.../compute/v1/projects/p/zones/z` -> `projects/p/zones/z`; partial URLs too."""
-    index = url.find("projects/")
-    return url[index:] if index >= 0 else url
-
-
-def last_segment(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _segment_after(url: str, marker: str) -> str:
-    parts = resource_path(url).split("/")
-    try:
-        return parts[parts.index(marker) + 1]
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"no '{marker}' in {url!r}") from exc
 
 
 def _normalise_cidr(field: str, value: Any) -> str:
@@ -199,12 +119,6 @@ def _strip_kind(value: Any) -> Any:
     if isinstance(value, list):
         return [_strip_kind(v) for v in value]
     return value
-
-
-InstanceKey = tuple[str, str, str]
-"""(project, zone, name)."""
-RegionalKey = tuple[str, str, str]
-"""(project, region, name)."""
 
 
 @dataclass(frozen=True)
@@ -229,26 +143,11 @@ class ComputeModel:
     # ---- loading and reading -------------------------------------------------------------------
 
     def load(self, state: JsonDict) -> None:
-        """Replace every resource; keys come from each resource's selfLink and zone/region URL."""
-        instances: dict[InstanceKey, JsonDict] = {}
-        subnetworks: dict[RegionalKey, JsonDict] = {}
-        addresses: dict[RegionalKey, JsonDict] = {}
-        for resource in state.get("instances", []):
-            key = (
-                _segment_after(resource["selfLink"], "projects"),
-                last_segment(resource["zone"]),
-                resource["name"],
-            )
-            instances[key] = copy.deepcopy(resource)
-        for kind, target in (("subnetworks", subnetworks), ("addresses", addresses)):
-            for resource in state.get(kind, []):
-                key = (
-                    _segment_after(resource["selfLink"], "projects"),
-                    last_segment(resource["region"]),
-                    resource["name"],
-                )
-                target[key] = copy.deepcopy(resource)
-        self.instances, self.subnetworks, self.addresses = instances, subnetworks, addresses
+        """Replace every resource, filling in what GCE sets itself (see `state.load_state`)."""
+        self.instances, self.subnetworks, self.addresses = load_state(state)
+        for (project, _, _), address in self.addresses.items():
+            if "status" not in address and address.get("address"):
+                self.sync_address_users(project, [address["address"]])
 
     def dump(self) -> JsonDict:
         """The whole state, in the same form `load` takes."""
@@ -266,18 +165,6 @@ class ComputeModel:
         except KeyError:
             raise not_found(f"projects/{project}/zones/{zone}/instances/{name}") from None
 
-    def get_subnetwork(self, project: str, region: str, name: str) -> JsonDict:
-        try:
-            return self.subnetworks[(project, region, name)]
-        except KeyError:
-            raise not_found(f"projects/{project}/regions/{region}/subnetworks/{name}") from None
-
-    def get_address(self, project: str, region: str, name: str) -> JsonDict:
-        try:
-            return self.addresses[(project, region, name)]
-        except KeyError:
-            raise not_found(f"projects/{project}/regions/{region}/addresses/{name}") from None
-
     def zones(self, project: str) -> list[str]:
         """Zones that hold at least one instance of the project, sorted."""
         return sorted({zone for p, zone, _ in self.instances if p == project})
@@ -286,20 +173,17 @@ class ComputeModel:
         url = nic.get("subnetwork", "")
         try:
             key = (
-                _segment_after(url, "projects"),
-                _segment_after(url, "regions"),
-                _segment_after(url, "subnetworks"),
+                segment_after(url, "projects"),
+                segment_after(url, "regions"),
+                segment_after(url, "subnetworks"),
             )
         except ValueError:
-            raise OperationFailure(
-                "RESOURCE_NOT_FOUND", f"The resource '{url}' was not found", 404
-            ) from None
+            raise _resource_gone(url) from None
         try:
             return self.subnetworks[key]
         except KeyError:
-            path = f"projects/{key[0]}/regions/{key[1]}/subnetworks/{key[2]}"
-            raise OperationFailure(
-                "RESOURCE_NOT_FOUND", f"The resource '{path}' was not found", 404
+            raise _resource_gone(
+                f"projects/{key[0]}/regions/{key[1]}/subnetworks/{key[2]}"
             ) from None
 
     @staticmethod
@@ -442,19 +326,7 @@ class ComputeModel:
             body, NETWORK_INTERFACE_FIELDS, "fingerprint", nic.get("fingerprint", "")
         )
         sent_fingerprint = body["fingerprint"]
-        for field, value in body.items():
-            if field in UPDATABLE_NIC_FIELDS or field in {"fingerprint", "kind"}:
-                continue
-            current = nic.get(field)
-            if field == "name" and value == nic_name:
-                continue
-            if _strip_kind(value) != _strip_kind(current):
-                raise invalid(
-                    f"resource.{field}",
-                    value,
-                    "Only alias IP ranges and the network can be changed by "
-                    "updateNetworkInterface.",
-                )
+        _refuse_fixed_field_changes(nic, nic_name, body)
         new_aliases = (
             self.parse_alias_ranges(body["aliasIpRanges"]) if "aliasIpRanges" in body else None
         )
@@ -515,7 +387,7 @@ class ComputeModel:
             except ValueError:
                 raise invalid("resource.natIP", requested_ip, "Invalid IPv4 address.") from None
         project, zone, _ = key
-        region = zone.rsplit("-", 1)[0]
+        region = region_of(zone)
         self._check_tier(project, region, requested_ip, body.get("networkTier", "PREMIUM"))
 
         def apply() -> None:
@@ -701,10 +573,7 @@ class ComputeModel:
         try:
             return self.instances[key]
         except KeyError:
-            path = f"projects/{key[0]}/zones/{key[1]}/instances/{key[2]}"
-            raise OperationFailure(
-                "RESOURCE_NOT_FOUND", f"The resource '{path}' was not found", 404
-            ) from None
+            raise _resource_gone(f"projects/{key[0]}/zones/{key[1]}/instances/{key[2]}") from None
 
     @staticmethod
     def _nic_for_apply(instance: JsonDict, nic_name: str | None) -> JsonDict:
@@ -724,6 +593,26 @@ class ComputeModel:
             target_id=str(instance.get("id", "")),
             apply=apply,
         )
+
+
+def _refuse_fixed_field_changes(nic: JsonDict, nic_name: str | None, body: JsonDict) -> None:
+    """400 when the PATCH body changes a field other than the aliases and the network."""
+    for field, value in body.items():
+        if field in UPDATABLE_NIC_FIELDS or field in {"fingerprint", "kind"}:
+            continue
+        if field == "name" and value == nic_name:
+            continue
+        if _strip_kind(value) != _strip_kind(nic.get(field)):
+            raise invalid(
+                f"resource.{field}",
+                value,
+                "Only alias IP ranges and the network can be changed by updateNetworkInterface.",
+            )
+
+
+def _resource_gone(path: str) -> OperationFailure:
+    """A resource that disappeared before the operation applied."""
+    return OperationFailure("RESOURCE_NOT_FOUND", f"The resource '{path}' was not found", 404)
 
 
 def _nic_content(nic: JsonDict) -> JsonDict:
@@ -763,160 +652,3 @@ def check_fingerprint(sent: str, current: str) -> None:
             location="If-Match",
             location_type="header",
         )
-
-
-def unknown_field(name: str, where: str) -> ApiError:
-    """What the API front end answers for a body field that the schema does not know."""
-    return ApiError(
-        400,
-        "invalid",
-        f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': Cannot find field.",
-    )
-
-
-# ---- list filters ------------------------------------------------------------------------------
-
-_TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|(!=|>=|<=|=|>|<|:)|([^\s()"!=<>:]+))')
-
-
-def _tokens(expression: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    position = 0
-    text = expression.strip()
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if not match or match.end() == position:
-            raise ValueError(expression)
-        position = match.end()
-        open_paren, close_paren, quoted, operator, word = match.groups()
-        if open_paren:
-            tokens.append(("(", "("))
-        elif close_paren:
-            tokens.append((")", ")"))
-        elif quoted is not None:
-            tokens.append(("value", re.sub(r"\\(.)", r"\1", quoted)))
-        elif operator:
-            tokens.append(("op", operator))
-        elif word in {"eq", "ne"}:
-            tokens.append(("op", word))
-        elif word in {"AND", "OR", "NOT"}:
-            tokens.append((word, word))
-        else:
-            tokens.append(("value", word or ""))
-    return tokens
-
-
-Predicate = Callable[[JsonDict], bool]
-
-
-def _field_values(resource: Any, path: list[str]) -> list[str]:
-    if not path:
-        if isinstance(resource, list):
-            return [v for item in resource for v in _field_values(item, [])]
-        if isinstance(resource, bool):
-            return ["true" if resource else "false"]
-        return [] if resource is None or isinstance(resource, dict) else [str(resource)]
-    if isinstance(resource, list):
-        return [v for item in resource for v in _field_values(item, path)]
-    if isinstance(resource, dict) and path[0] in resource:
-        return _field_values(resource[path[0]], path[1:])
-    return []
-
-
-def _comparison(field: str, operator: str, value: str) -> Predicate:
-    path = field.split(".")
-    if operator in {"eq", "ne"}:
-        pattern = re.compile(value)
-
-        def regex(resource: JsonDict) -> bool:
-            found = any(pattern.fullmatch(v) for v in _field_values(resource, path))
-            return found if operator == "eq" else not found
-
-        return regex
-    if operator in {"=", "!="}:
-
-        def exact(resource: JsonDict) -> bool:
-            found = value in _field_values(resource, path) or (
-                value == "*" and bool(_field_values(resource, path))
-            )
-            return found if operator == "=" else not found
-
-        return exact
-    if operator == ":":
-        return lambda resource: any(
-            value == "*" or value in v for v in _field_values(resource, path)
-        )
-
-    def ordered(resource: JsonDict) -> bool:
-        return any(_compare(v, operator, value) for v in _field_values(resource, path))
-
-    return ordered
-
-
-def _compare(left: str, operator: str, right: str) -> bool:
-    """Numeric when both sides are numbers, else lexicographic."""
-    try:
-        a: tuple[float, str] = (float(left), "")
-        b: tuple[float, str] = (float(right), "")
-    except ValueError:
-        a, b = (0.0, left), (0.0, right)
-    return {">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[operator]
-
-
-def parse_filter(expression: str) -> Predicate:
-    """Compile a Compute list `filter` (`name = "x"`, `name eq re`, `(a = 1) (b != 2)`, AND/OR).
-
-    Raises:
-        ApiError: 400 invalid, like the API, for an expression it cannot parse.
-    """
-    if not expression.strip():
-        return lambda _resource: True
-    try:
-        tokens = _tokens(expression)
-        predicate, rest = _or_expression(tokens)
-        if rest:
-            raise ValueError(expression)
-    except (ValueError, IndexError, re.error):
-        raise invalid("filter", expression, "Invalid list filter expression.") from None
-    return predicate
-
-
-def _either(first: Predicate, second: Predicate) -> Predicate:
-    return lambda resource: first(resource) or second(resource)
-
-
-def _both(first: Predicate, second: Predicate) -> Predicate:
-    return lambda resource: first(resource) and second(resource)
-
-
-def _or_expression(tokens: list[tuple[str, str]]) -> tuple[Predicate, list[tuple[str, str]]]:
-    left, tokens = _and_expression(tokens)
-    while tokens and tokens[0][0] == "OR":
-        right, tokens = _and_expression(tokens[1:])
-        left = _either(left, right)
-    return left, tokens
-
-
-def _and_expression(tokens: list[tuple[str, str]]) -> tuple[Predicate, list[tuple[str, str]]]:
-    left, tokens = _unary(tokens)
-    while tokens and tokens[0][0] not in {"OR", ")"}:
-        if tokens[0][0] == "AND":
-            tokens = tokens[1:]
-        right, tokens = _unary(tokens)
-        left = _both(left, right)
-    return left, tokens
-
-
-def _unary(tokens: list[tuple[str, str]]) -> tuple[Predicate, list[tuple[str, str]]]:
-    kind, text = tokens[0]
-    if kind == "NOT":
-        inner, rest = _unary(tokens[1:])
-        return (lambda r: not inner(r)), rest
-    if kind == "(":
-        inner, rest = _or_expression(tokens[1:])
-        if not rest or rest[0][0] != ")":
-            raise ValueError("unbalanced parentheses")
-        return inner, rest[1:]
-    if kind != "value" or tokens[1][0] != "op" or tokens[2][0] != "value":
-        raise ValueError("expected FIELD OPERATOR VALUE")
-    return _comparison(text, tokens[1][1], tokens[2][1]), tokens[3:]

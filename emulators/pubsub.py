@@ -5,8 +5,7 @@ wrapper leaves the JVM running and holding its port. We run the SDK's own launch
 (`<sdk>/platform/pubsub-emulator/bin/cloud-pubsub-emulator`, a shell script that `exec`s java) in
 its own process group and stop the whole group, so nothing survives `stop()`.
 
-Readiness is "the gRPC port accepts connections" (polled with a deadline, never a fixed sleep); the
-JVM needs a few seconds on a busy machine.
+Readiness is "the gRPC port accepts connections"; the JVM needs a few seconds on a busy machine.
 
 Library use::
 
@@ -15,7 +14,7 @@ Library use::
 
 Command line (prints the export line, runs until Ctrl-C)::
 
-    python deploy/local/pubsub_emulator.py --port 8085 --topic projects/demo-project/topics/vip
+    python -m emulators.pubsub --port 8085 --topic projects/demo-project/topics/vip
 """
 
 from __future__ import annotations
@@ -24,42 +23,22 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
-from typing import IO, Self
+from typing import Self
 
-from lifecycle import Service
+from emulators.process import ProcessGroup, StartupError, free_port
+from emulators.service import Service, stop_on_signals
 
 LAUNCHER_RELATIVE = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 DEFAULT_SDK_ROOTS = (Path("/usr/lib/google-cloud-sdk"), Path("/usr/share/google-cloud-sdk"))
 LOG_TAIL_CHARS = 2000
 
 
-class PubSubEmulatorError(RuntimeError):
+class PubSubEmulatorError(StartupError):
     """The emulator could not be found, did not start in time, or died while starting."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (the emulator takes a port number, not a socket)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
-    """True when something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def find_launcher() -> Path:
@@ -106,27 +85,16 @@ class PubSubEmulator(Service):
         port: port to listen on; 0 picks a free one.
         bind_host: interface to listen on.
         startup_timeout: seconds to wait for the port before giving up.
-        launcher: emulator launcher script; found with `find_launcher()` when None.
-        data_dir: emulator data directory; a temporary one when None (removed on stop).
     """
 
     def __init__(
-        self,
-        port: int = 0,
-        *,
-        bind_host: str = "127.0.0.1",
-        startup_timeout: float = 60.0,
-        launcher: Path | None = None,
-        data_dir: Path | None = None,
+        self, port: int = 0, *, bind_host: str = "127.0.0.1", startup_timeout: float = 60.0
     ) -> None:
         self._requested_port = port
         self.bind_host = bind_host
         self.startup_timeout = startup_timeout
-        self._launcher = launcher
-        self._data_dir = data_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._log: IO[bytes] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._group: ProcessGroup | None = None
         self.port = 0
 
     @property
@@ -138,80 +106,42 @@ class PubSubEmulator(Service):
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._group is not None and self._group.running
 
     def log_tail(self) -> str:
         """The last part of the emulator's output, for error messages."""
-        if self._log is None:
-            return ""
-        self._log.flush()
-        data = Path(self._log.name).read_bytes()
-        return data[-LOG_TAIL_CHARS:].decode(errors="replace")
+        return self._group.log_tail(LOG_TAIL_CHARS) if self._group is not None else ""
 
     def start(self) -> Self:
         """Start the JVM and return once its port accepts connections."""
-        if self._proc is not None:
+        if self._group is not None:
             raise PubSubEmulatorError("emulator already started")
-        launcher = self._launcher or find_launcher()
+        launcher = find_launcher()
         self._tmp = tempfile.TemporaryDirectory(prefix="pubsub-emulator-")
-        data_dir = self._data_dir or Path(self._tmp.name) / "data"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = open(Path(self._tmp.name) / "emulator.log", "w+b")  # noqa: SIM115 (owned until stop)
+        workdir = Path(self._tmp.name)
         self.port = self._requested_port or free_port(self.bind_host)
-        self._proc = subprocess.Popen(
-            [str(launcher), f"--host={self.bind_host}", f"--port={self.port}", f"--dir={data_dir}"],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: stop() kills the JVM too
-        )
+        command = [str(launcher), f"--host={self.bind_host}", f"--port={self.port}"]
+        (workdir / "data").mkdir()
+        command.append(f"--dir={workdir / 'data'}")
+        self._group = ProcessGroup("Pub/Sub emulator", command, workdir / "emulator.log")
         try:
-            self._wait_ready()
+            self._group.wait_for_port(self.bind_host, self.port, self.startup_timeout)
+        except StartupError as error:
+            self.stop()
+            raise PubSubEmulatorError(str(error)) from None
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise PubSubEmulatorError(
-                    f"Pub/Sub emulator exited with {self._proc.returncode} while starting:\n"
-                    f"{self.log_tail()}"
-                )
-            if port_accepts(self.bind_host, self.port):
-                return
-            time.sleep(0.05)  # polling interval, not a wait for readiness
-        raise PubSubEmulatorError(
-            f"Pub/Sub emulator did not listen on {self.bind_host}:{self.port} within "
-            f"{self.startup_timeout:.0f} s:\n{self.log_tail()}"
-        )
-
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the whole process group (SIGTERM, then SIGKILL) and remove temporary files."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            _kill_group(proc, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc, signal.SIGKILL)
-                proc.wait(timeout=timeout)
-            # The launcher execs java, but kill any straggler left in the group anyway.
-            _kill_group(proc, signal.SIGKILL)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        group, self._group = self._group, None
+        if group is not None:
+            group.stop(timeout)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-
-def _kill_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
 
 
 def create_topics(host: str, topics: list[str]) -> None:
@@ -239,13 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "--topic", action="append", default=[], help="projects/P/topics/T to create; repeatable"
     )
     args = parser.parse_args(argv)
-    stop_requested = threading.Event()
-
-    def on_signal(_signum: int, _frame: object) -> None:
-        stop_requested.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_requested = stop_on_signals()
     with PubSubEmulator(
         args.port, bind_host=args.bind_host, startup_timeout=args.startup_timeout
     ) as emu:

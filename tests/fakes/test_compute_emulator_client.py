@@ -14,9 +14,9 @@ from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
-from compute_emulator import ComputeEmulator
-from emulators.layout import vip_on_first_vm
-from mirror_state import instance_url
+from emulators.compute.server import ComputeEmulator
+from emulators.compute.urls import instance_url
+from fakes.layout import vip_on_first_vm
 
 pytestmark = pytest.mark.integration
 

@@ -1,13 +1,15 @@
 """`make demo`: a real failover and failback of an IRIS mirror's VIP, on this machine.
 
-Starts the local stack (`stack.LocalStack`: Compute, metadata and Pub/Sub emulators, the function
+Starts the local stack (`LocalStack`: Compute, metadata and Pub/Sub emulators, the function
 under functions-framework fed by a push subscription), then does what IRIS would: the backup's
 ^ZMIRROR calls the publisher, and later the old primary's does (failback). For each move it
 prints a timeline measured from the publish call, the function's structured log line, and where
 the VIP and the static IP are now, read back through the Compute API. Every process it started is
 stopped on exit, error, Ctrl-C or SIGTERM.
 
-    python deploy/local/demo.py [--op-latency 1.0] [--mirrors 1] [--keep-running] [--no-failback]
+    python -m local.demo [--op-latency 1.0] [--mirrors 1] [--keep-running] [--no-failback]
+
+docs/local-stack.md explains what runs where and what the output means.
 """
 
 from __future__ import annotations
@@ -17,19 +19,14 @@ import json
 import signal
 import sys
 import time
-from pathlib import Path
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-for _extra in (HERE, HERE.parents[1] / "publisher"):
-    if str(_extra) not in sys.path:
-        sys.path.insert(0, str(_extra))
-
-from function_process import StackError  # noqa: E402
-from local_mirrors import MirrorLayout, iris_member_name, mirror_layout  # noqa: E402
-from stack import LocalStack, StackOptions, holds_everything  # noqa: E402
-from timeline import format_timeline  # noqa: E402
+from emulators.process import StartupError
+from local.mirrors import MirrorLayout, iris_member_name, mirror_layout
+from local.stack import LocalStack, StackError, StackOptions, holds_everything
+from local.timeline import format_timeline
 
 NOISY_FIELDS = ("logging.googleapis.com/", "httpRequest")
 """Fields Cloud Logging fills in itself; left out of the printed lines to keep them readable."""
@@ -45,7 +42,8 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="demo.py", description="A real failover and failback of mirror-vip on local emulators."
+        prog="python -m local.demo",
+        description="A real failover and failback of mirror-vip on local emulators.",
     )
     parser.add_argument(
         "--op-latency",
@@ -115,7 +113,6 @@ def move(stack: LocalStack, mirror: MirrorLayout, to: str, title: str, timeout: 
 
 def print_manual_instructions(stack: LocalStack) -> None:
     """How to drive the running stack by hand: the publisher CLI with one member's env."""
-    repo = HERE.parents[1]
     print("\n== The stack keeps running (Ctrl-C stops everything) ==")
     print(f"Compute API:   {stack.compute.url}/compute/v1/projects/{stack.project}/...")
     print(f"function log:  {stack.function.log_path if stack.function else '-'}")
@@ -127,7 +124,7 @@ def print_manual_instructions(stack: LocalStack) -> None:
             print(f"export MIRRORVIP_TOPIC={stack.topic}")
             print(f"export GCE_METADATA_HOST={stack.metadata.host_for(member.name)}")
             print(
-                f"PYTHONPATH={repo / 'publisher'} {sys.executable} -m mirrorvip_publisher publish "
+                f"{sys.executable} -m mirrorvip_publisher publish "
                 f"--mirror {mirror.name} --member {iris_member_name(member)}\n"
             )
         zone, name = mirror.members[0].zone, mirror.members[0].name
@@ -151,14 +148,48 @@ def follow(stack: LocalStack) -> None:
         time.sleep(0.5)  # polling interval for the log file
 
 
+def print_stack(stack: LocalStack, layouts: Sequence[MirrorLayout], started: float) -> None:
+    """Where each part of the started stack listens."""
+    function = stack.function
+    assert function is not None
+    print(f"stack up in {time.monotonic() - started:.1f} s")
+    print(f"  Compute API     {stack.compute.url}")
+    for layout in layouts[:3]:
+        for member in layout.members:
+            print(f"  metadata        {member.name}: {stack.metadata.host_for(member.name)}")
+    if len(layouts) > 3:
+        print(f"  metadata        ... and {2 * (len(layouts) - 3)} more")
+    print(f"  Pub/Sub         {stack.pubsub.host}  topic {stack.topic}")
+    print(f"  push            {stack.subscription} -> {stack.push_endpoint}")
+    print(
+        f"  function        pid {function.pid}, port {function.port}, "
+        f"ready {function.ready_at - function.started_at:.2f} s after start"
+    )
+
+
+def fail_over_and_back(
+    stack: LocalStack, layouts: Sequence[MirrorLayout], args: argparse.Namespace
+) -> bool:
+    """Start the stack, move the first mirror's VIP to the backup and back; True when it did."""
+    mirror = layouts[0]
+    primary, backup = (m.name for m in mirror.members)
+    started = time.monotonic()
+    stack.start()
+    print_stack(stack, layouts, started)
+    print(f"\nbefore, read through the Compute API:\n  {describe_holder(stack, mirror)}")
+    ok = move(stack, mirror, backup, "Failover", args.timeout)
+    if ok and not args.no_failback:
+        ok = move(stack, mirror, primary, "Failback", args.timeout)
+    print(f"\nresult: {'OK' if ok else 'FAILED'}")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     # Explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps that.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     layouts = [mirror_layout(i) for i in range(args.mirrors)]
-    mirror = layouts[0]
-    primary, backup = (m.name for m in mirror.members)
     stack = LocalStack(layouts, StackOptions(op_latency=args.op_latency))
     print(
         f"Starting the local stack: Compute emulator (operations take {args.op_latency:g} s), "
@@ -167,28 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ok = True
     try:
-        started = time.monotonic()
-        stack.start()
-        function = stack.function
-        assert function is not None
-        print(f"stack up in {time.monotonic() - started:.1f} s")
-        print(f"  Compute API     {stack.compute.url}")
-        for layout in layouts[:3]:
-            for member in layout.members:
-                print(f"  metadata        {member.name}: {stack.metadata.host_for(member.name)}")
-        if len(layouts) > 3:
-            print(f"  metadata        ... and {2 * (len(layouts) - 3)} more")
-        print(f"  Pub/Sub         {stack.pubsub.host}  topic {stack.topic}")
-        print(f"  push            {stack.subscription} -> {stack.push_endpoint}")
-        print(
-            f"  function        pid {function.pid}, port {function.port}, "
-            f"ready {function.ready_at - function.started_at:.2f} s after start"
-        )
-        print(f"\nbefore, read through the Compute API:\n  {describe_holder(stack, mirror)}")
-        ok = move(stack, mirror, backup, "Failover", args.timeout)
-        if ok and not args.no_failback:
-            ok = move(stack, mirror, primary, "Failback", args.timeout)
-        print(f"\nresult: {'OK' if ok else 'FAILED'}")
+        ok = fail_over_and_back(stack, layouts, args)
         if args.keep_running:
             print_manual_instructions(stack)
             follow(stack)
@@ -198,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print("\nterminated", file=sys.stderr)
         ok = ok and args.keep_running
-    except StackError as error:
+    except (StackError, StartupError) as error:
         print(f"\nerror: {error}", file=sys.stderr)
         ok = False
     finally:

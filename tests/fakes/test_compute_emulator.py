@@ -23,9 +23,10 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from compute_emulator import ComputeEmulator
-from emulators.layout import vip_on_first_vm
-from mirror_state import Member, instance_url, mirror_state
+from emulators.compute.server import ComputeEmulator
+from emulators.compute.urls import instance_url
+from fakes.layout import vip_on_first_vm
+from local.mirrors import Member, mirror_state
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,7 @@ REGION = "us-west1"
 VIP = "10.0.0.250/32"
 PUBLIC_IP = "34.120.0.10"
 ROOT = "/compute/v1/projects/" + PROJECT
-EMULATOR_SCRIPT = Path(__file__).parents[2] / "deploy" / "local" / "compute_emulator.py"
+EMULATOR_MODULE = "emulators.compute"
 
 
 def mirror() -> dict[str, Any]:
@@ -867,7 +868,7 @@ def test_command_line_serves_the_state_file_and_stops_on_sigterm(tmp_path: Path)
     state_file = tmp_path / "state.json"
     state_file.write_text(json.dumps(mirror()))
     process = subprocess.Popen(
-        [sys.executable, str(EMULATOR_SCRIPT), "--port", "0", "--state", str(state_file)],
+        [sys.executable, "-m", EMULATOR_MODULE, "--port", "0", "--state", str(state_file)],
         stdout=subprocess.PIPE,
         text=True,
     )

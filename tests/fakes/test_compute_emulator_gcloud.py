@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from compute_emulator import ComputeEmulator
-from emulators.layout import vip_on_first_vm
-from mirror_state import instance_url
+from emulators.compute.server import ComputeEmulator
+from emulators.compute.urls import instance_url
+from fakes.layout import vip_on_first_vm
 
 GCLOUD = shutil.which("gcloud")
 pytestmark = [

@@ -13,7 +13,7 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.transport.requests import Request
 from google.oauth2 import id_token
 
-from metadata_emulator import VM, MetadataEmulator, MetadataEmulatorError, SigningKey
+from emulators.metadata import VM, MetadataEmulator, MetadataEmulatorError, SigningKey
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,10 @@ from the function's word; the function's structured log lines are parsed from it
 The Compute emulator records requests with `time.monotonic()` of this process, so publish calls,
 API requests and operation end times share one clock: that is what the timelines are made of.
 
-The parts live beside it: `local_mirrors` (the mirrors' layouts, emulator state, MIRROR_CONFIG),
+The parts live beside it: `mirrors` (the mirrors' layouts, emulator state, MIRROR_CONFIG),
 `function_process` (the function under functions-framework), `push_relay` (parallel delivery)
-and `timeline` (milestones and timelines read from the emulators' records).
+and `timeline` (milestones and timelines read from the emulators' records). docs/local-stack.md
+describes the whole.
 """
 
 from __future__ import annotations
@@ -30,33 +31,38 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from compute_emulator import ComputeEmulator
-from function_process import FunctionProcess, StackError
-from lifecycle import Service
-from local_mirrors import (
+from emulators import JsonDict
+from emulators.compute import ComputeEmulator
+from emulators.compute.state import stable_id
+from emulators.metadata import VM, MetadataEmulator
+from emulators.process import free_port
+from emulators.pubsub import PubSubEmulator
+from emulators.service import Service
+from local.function_process import FunctionProcess
+from local.mirrors import (
     DEFAULT_PROJECT,
+    Member,
     MirrorLayout,
     compute_state,
     iris_member_name,
     mirror_config,
 )
-from metadata_emulator import VM, MetadataEmulator
-from mirror_state import Member
-from pubsub_emulator import PubSubEmulator, free_port
-from push_relay import PushRelay
-from timeline import TimelineEntry, build_timeline, instance_in_path
+from local.push_relay import PushRelay
+from local.timeline import Published, TimelineEntry, build_timeline, instance_in_path
 
 DEFAULT_TOPIC = "mirror-vip"
 PUBLISH_BUDGET_SECONDS = 10.0
 """The publisher's budget; the default 5 s is tight for a JVM emulator on a loaded 2-core box."""
 
-JsonDict = dict[str, Any]
+
+class StackError(RuntimeError):
+    """Something the stack awaited did not happen in time, or it was used before `start`."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -71,24 +77,6 @@ class Holder:
     public_ip_on: tuple[str, ...]
     address_status: str | None
     address_users: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Published:
-    """One publisher call: when it started and ended (this process's monotonic clock)."""
-
-    mirror: str
-    member: str
-    instance: str
-    started: float
-    returned: float
-    ok: bool
-    message_id: str | None
-    summary: str
-    wall_started: float
-    """`time.time()` at `started`: converts the emulator's RFC 3339 operation times."""
-    event: JsonDict | None = None
-    """The v1 event as published (the message data)."""
 
 
 @dataclass
@@ -138,7 +126,7 @@ class LocalStack(Service):
                 project=m.project,
                 zone=member.zone,
                 name=member.name,
-                id=_instance_id(m.project, member),
+                id=stable_id(m.project, member.zone, member.name),
                 ip=member.network_ip,
             )
             for m in mirrors
@@ -443,22 +431,3 @@ def holds_everything(holder: Holder, layout: MirrorLayout, instance: str) -> boo
     if layout.public is None:
         return True
     return holder.public_ip_on == (instance,) and holder.address_users == (instance,)
-
-
-def _instance_id(project: str, member: Member) -> str:
-    from mirror_state import stable_id  # noqa: PLC0415
-
-    return stable_id(project, member.zone, member.name)
-
-
-@contextlib.contextmanager
-def running_stack(
-    mirrors: Sequence[MirrorLayout], options: StackOptions | None = None
-) -> Iterator[LocalStack]:
-    """A started stack that is stopped on exit, whatever happens."""
-    stack = LocalStack(mirrors, options)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()

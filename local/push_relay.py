@@ -1,7 +1,8 @@
-"""Eventarc-like parallel delivery, which the Pub/Sub emulator's push subscription lacks.
-The emulator pushes at most two messages at a time, which would hide what happens when many
-mirrors fail over at once; `PushRelay` pulls with many threads and POSTs the same envelope a
-push subscription would, acknowledging on a 2xx and letting anything else be redelivered, as
+"""Pub/Sub push delivery: the envelope a push subscription POSTs, and a relay that sends it.
+
+Eventarc delivers in parallel; the Pub/Sub emulator pushes at most two messages at a time, which
+would hide what happens when many mirrors fail over at once. `PushRelay` pulls with many threads
+and POSTs the same envelope, acknowledging on a 2xx and letting anything else be redelivered, as
 Eventarc does. `LocalStack` uses it when started with `delivery="relay"`.
 """
 
@@ -13,7 +14,47 @@ import json
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
+
+from emulators import JsonDict
+
+
+def push_envelope(
+    data: bytes,
+    *,
+    message_id: str,
+    publish_time: str,
+    subscription: str,
+    attributes: Mapping[str, str] | None = None,
+) -> JsonDict:
+    """The JSON body a push subscription POSTs for one message (what functions-framework takes)."""
+    return {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "messageId": message_id,
+            "publishTime": publish_time,
+            "attributes": dict(attributes or {}),
+        },
+        "subscription": subscription,
+    }
+
+
+def post_push(endpoint: str, envelope: JsonDict, timeout: float = 600.0) -> int:
+    """POST a push envelope as Pub/Sub does; returns the HTTP status (0: no answer at all)."""
+    request = urllib.request.Request(  # noqa: S310 (the stack's own localhost endpoint)
+        endpoint,
+        data=json.dumps(envelope).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
 
 
 class PushRelay:
@@ -78,23 +119,11 @@ class PushRelay:
                     )
 
     def _deliver(self, message: Any) -> bool:
-        envelope = {
-            "message": {
-                "data": base64.b64encode(message.data).decode(),
-                "messageId": message.message_id,
-                "publishTime": message.publish_time.rfc3339(),
-                "attributes": dict(message.attributes),
-            },
-            "subscription": self.subscription,
-        }
-        request = urllib.request.Request(  # noqa: S310 (the stack's own localhost endpoint)
-            self.endpoint,
-            data=json.dumps(envelope).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
+        envelope = push_envelope(
+            message.data,
+            message_id=message.message_id,
+            publish_time=message.publish_time.rfc3339(),
+            subscription=self.subscription,
+            attributes=message.attributes,
         )
-        try:
-            with urllib.request.urlopen(request, timeout=600) as answer:  # noqa: S310
-                return 200 <= int(answer.status) < 300
-        except (OSError, urllib.error.URLError):
-            return False
+        return 200 <= post_push(self.endpoint, envelope) < 300

@@ -1,20 +1,49 @@
 """What happened after a publish call, reconstructed from the emulators' own records.
+
 The Compute emulator records requests and operations on this process's monotonic clock, the one
-`LocalStack.publish` times the publisher with, so a move's milestones (which the e2e tests and
-the benchmark measure) and the timeline the demo prints can be read off them without trusting
-the function's word. These functions only read a started stack; `LocalStack` and `Published`
-are imported for type checking alone, since `stack` imports this module.
+`LocalStack.publish` times the publisher with, so a move's milestones (which the e2e tests and the
+benchmark measure) and the timeline the demo prints are read off them, without trusting the
+function's word. These functions read any `Recorded` (a started `LocalStack`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from stack import LocalStack, Published
+from emulators import JsonDict
+from emulators.compute import ComputeEmulator
+from emulators.rfc3339 import rfc3339_to_epoch
+from local.mirrors import MirrorLayout
+
+
+class Recorded(Protocol):
+    """What a timeline reads: the Compute emulator's record and the mirrors' layouts."""
+
+    @property
+    def compute(self) -> ComputeEmulator: ...
+
+    @property
+    def mirrors(self) -> Mapping[str, MirrorLayout]: ...
+
+
+@dataclass(frozen=True)
+class Published:
+    """One publisher call: when it started and ended (this process's monotonic clock)."""
+
+    mirror: str
+    member: str
+    instance: str
+    started: float
+    returned: float
+    ok: bool
+    message_id: str | None
+    summary: str
+    wall_started: float
+    """`time.time()` at `started`: converts the emulator's RFC 3339 operation times."""
+    event: JsonDict | None = None
+    """The v1 event as published (the message data)."""
 
 
 @dataclass(frozen=True)
@@ -34,10 +63,6 @@ def instance_in_path(path: str) -> str | None:
     return None
 
 
-def rfc3339_to_epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 @dataclass(frozen=True)
 class OperationView:
     """A mutation's operation on one of a mirror's members, with times on the monotonic clock."""
@@ -49,7 +74,7 @@ class OperationView:
     error: str | None
 
 
-def operations_since(stack: LocalStack, published: Published, mirror: str) -> list[OperationView]:
+def operations_since(stack: Recorded, published: Published, mirror: str) -> list[OperationView]:
     """The mirror's operations inserted after the publish call, times converted to monotonic."""
     names = {m.name for m in stack.mirrors[mirror].members}
     offset = published.wall_started - published.started
@@ -66,7 +91,7 @@ def operations_since(stack: LocalStack, published: Published, mirror: str) -> li
     return views
 
 
-def milestones(stack: LocalStack, published: Published) -> dict[str, float]:
+def milestones(stack: Recorded, published: Published) -> dict[str, float]:
     """Key moments of one move, as monotonic times: `received` (the function's first read),
     `alias_removed`, `alias_added`, `public_released`, `public_attached` (operations applied)."""
     layout = stack.mirrors[published.mirror]
@@ -98,7 +123,7 @@ def milestones(stack: LocalStack, published: Published) -> dict[str, float]:
 
 
 def build_timeline(
-    stack: LocalStack, published: Published, outcome: Mapping[str, Any] | None
+    stack: Recorded, published: Published, outcome: Mapping[str, Any] | None
 ) -> list[TimelineEntry]:
     layout = stack.mirrors[published.mirror]
     old = [m.name for m in layout.members if m.name != published.instance]

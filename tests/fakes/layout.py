@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mirror_state import Member, mirror_state
+from local.mirrors import Member, mirror_state
 
 
 def vip_on_first_vm(
