@@ -4,7 +4,8 @@ deploy.sh calls this before `gcloud functions deploy`, so a typo in the mirror c
 deployment here, with the field it names (the function's own parser, `vipmover.config`), instead of
 crash-looping the deployed function. The env file carries the config as JSON text in
 `MIRROR_CONFIG`, because the deployed function reads environment variables, not the user's file.
-Verified identity (`identity.required`) is switched on unless the config sets it.
+Verified identity (`identity.required`) is switched on unless the config sets it (an empty
+`identity:` key, which YAML reads as null, counts as not set).
 
 Prints the function timeout to use: the function's own operation deadline
 (`operation_timeout_seconds`) plus a margin for the reads before and after, capped at 540 s, the
@@ -22,6 +23,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "function"))
@@ -38,6 +40,16 @@ def function_timeout_s(operation_timeout_s: float) -> int:
     return min(MAX_EVENT_FUNCTION_TIMEOUT_S, math.ceil(operation_timeout_s) + TIMEOUT_MARGIN_S)
 
 
+def with_identity_required(raw: Any) -> Any:
+    """On GCP, events must prove which VM sent them unless the config says otherwise."""
+    if isinstance(raw, dict):
+        if raw.get("identity") is None:  # absent, or an empty `identity:` key
+            raw["identity"] = {}
+        if isinstance(raw["identity"], dict):
+            raw["identity"].setdefault("required", True)
+    return raw
+
+
 def render(mirror_config: Path, project: str) -> tuple[str, int]:
     """Validate the config and return the env file's text and the function timeout.
 
@@ -45,11 +57,7 @@ def render(mirror_config: Path, project: str) -> tuple[str, int]:
         ConfigError: naming the first invalid field.
     """
     raw = decode_document(mirror_config.read_text(encoding="utf-8"), str(mirror_config))
-    if isinstance(raw, dict):
-        # On GCP, events must prove which VM sent them unless the config says otherwise.
-        identity = raw.setdefault("identity", {})
-        if isinstance(identity, dict):
-            identity.setdefault("required", True)
+    raw = with_identity_required(raw)
     config = parse_config(raw, default_project=lambda: project)
     env = {
         "MIRROR_CONFIG": json.dumps(raw, separators=(",", ":"), sort_keys=True),

@@ -103,6 +103,23 @@ def test_identity_can_be_switched_off_explicitly(tmp_path: Path) -> None:
     assert json.loads(env["MIRROR_CONFIG"])["identity"] == {"required": False}
 
 
+@pytest.mark.parametrize(
+    "identity_yaml",
+    ["identity:\n", "identity: {}\n", "identity:\n  audience: https://vip.example\n"],
+    ids=["empty key", "empty mapping", "audience only"],
+)
+def test_identity_not_switched_off_stays_required(tmp_path: Path, identity_yaml: str) -> None:
+    example = (DEPLOY_DIR / "mirrors.example.yaml").read_text()
+    config = tmp_path / "mirrors.yaml"
+    config.write_text(identity_yaml + example)
+    commands = dry_run(tmp_path, "function", MIRROR_CONFIG_FILE=str(config))
+    env_file = Path(only(commands, "gcloud", "functions", "deploy").flag("env-vars-file") or "")
+    identity = json.loads(yaml.safe_load(env_file.read_text())["MIRROR_CONFIG"])["identity"]
+    assert identity["required"] is True
+    written = yaml.safe_load(identity_yaml)["identity"] or {}
+    assert identity.get("audience") == written.get("audience")  # the rest passes through
+
+
 def test_function_timeout_follows_the_operation_deadline(tmp_path: Path) -> None:
     mirrors = yaml.safe_load((DEPLOY_DIR / "mirrors.example.yaml").read_text())
     mirrors["operation_timeout_seconds"] = 500
