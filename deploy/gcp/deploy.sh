@@ -30,6 +30,11 @@ DLQ_TOPIC_RETENTION_S=2678400s
 DLQ_SUBSCRIPTION_RETENTION=7d
 DLQ_SUBSCRIPTION_RETENTION_S=604800s
 DASHBOARD_NAME=mirror-vip   # displayName in dashboard.json
+# With --concurrency=1 every event in flight needs an instance. In a zone outage every mirror fails
+# over at once, and each may also have a heartbeat or a redelivery in flight: MAX_INSTANCES is
+# raised to this many per mirror. Beyond max instances, the push is refused (429) and Pub/Sub backs
+# off (10 s, doubling up to 600 s), delaying the move by that much.
+INSTANCES_PER_MIRROR=2
 MANAGED_LABEL=managed-by=mirror-vip
 
 DRY_RUN=0
@@ -91,6 +96,7 @@ require() {
 require PROJECT
 ((MAX_DELIVERY_ATTEMPTS >= 5 && MAX_DELIVERY_ATTEMPTS <= 100)) ||
   die "MAX_DELIVERY_ATTEMPTS must be 5..100 (Pub/Sub's limits), got $MAX_DELIVERY_ATTEMPTS"
+[[ "$MAX_INSTANCES" =~ ^[1-9][0-9]*$ ]] || die "MAX_INSTANCES must be a positive integer, got '$MAX_INSTANCES'"
 
 FUNCTION_SA="${FUNCTION_SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
 TRIGGER_SA="${TRIGGER_SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
@@ -269,16 +275,23 @@ step_iam() {
 step_function() {
   require REGION MIRROR_CONFIG_FILE
   say "validating $MIRROR_CONFIG_FILE and deploying the function"
-  local env_file="$BUILD_DIR/function-env.yaml" timeout
-  timeout="$("$PYTHON" "$SCRIPT_DIR/render_function_env.py" --mirror-config "$MIRROR_CONFIG_FILE" \
+  local env_file="$BUILD_DIR/function-env.yaml" rendered timeout mirrors max_instances
+  # One line: the function timeout in seconds and the number of mirrors.
+  rendered="$("$PYTHON" "$SCRIPT_DIR/render_function_env.py" --mirror-config "$MIRROR_CONFIG_FILE" \
     --project "$PROJECT" --out "$env_file")" || die "invalid mirror config $MIRROR_CONFIG_FILE"
+  read -r timeout mirrors <<<"$rendered"
   [[ -n "$FUNCTION_TIMEOUT" ]] || FUNCTION_TIMEOUT="${timeout}s"
+  max_instances="$MAX_INSTANCES"
+  if ((mirrors * INSTANCES_PER_MIRROR > max_instances)); then
+    max_instances=$((mirrors * INSTANCES_PER_MIRROR))
+    say "MAX_INSTANCES=$MAX_INSTANCES is too few for $mirrors mirrors failing over at once: using $max_instances"
+  fi
 
   run gcloud functions deploy "$FUNCTION_NAME" --gen2 --project="$PROJECT" --region="$REGION" \
     --runtime=python312 --source=function --entry-point=on_mirror_event \
     --trigger-topic="$TOPIC" --retry \
     --service-account="$FUNCTION_SA" --trigger-service-account="$TRIGGER_SA" \
-    --timeout="$FUNCTION_TIMEOUT" --max-instances="$MAX_INSTANCES" \
+    --timeout="$FUNCTION_TIMEOUT" --max-instances="$max_instances" \
     --min-instances="$MIN_INSTANCES" --concurrency=1 --memory=512Mi \
     --env-vars-file="$env_file" --ingress-settings=internal-only --quiet
   run_with_retries gcloud functions add-invoker-policy-binding "$FUNCTION_NAME" --project="$PROJECT" \

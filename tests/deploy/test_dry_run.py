@@ -120,14 +120,75 @@ def test_identity_not_switched_off_stays_required(tmp_path: Path, identity_yaml:
     assert identity.get("audience") == written.get("audience")  # the rest passes through
 
 
-def test_function_timeout_follows_the_operation_deadline(tmp_path: Path) -> None:
-    mirrors = yaml.safe_load((DEPLOY_DIR / "mirrors.example.yaml").read_text())
-    mirrors["operation_timeout_seconds"] = 500
+def mirror_config_file(tmp_path: Path, **changes: object) -> Path:
+    """The example mirror config with top-level keys replaced, as JSON."""
+    mirrors = yaml.safe_load((DEPLOY_DIR / "mirrors.example.yaml").read_text()) | changes
     config = tmp_path / "mirrors.json"
     config.write_text(json.dumps(mirrors))
+    return config
+
+
+def test_function_timeout_follows_the_operation_deadline(tmp_path: Path) -> None:
+    config = mirror_config_file(tmp_path, operation_timeout_seconds=480)
     commands = dry_run(tmp_path, "function", MIRROR_CONFIG_FILE=str(config))
-    # 500 + 60 exceeds the 540 s limit of event-driven functions: capped.
+    # 480 + 60 s is exactly the 540 s limit of event-driven functions.
     assert only(commands, "gcloud", "functions", "deploy").flag("timeout") == "540s"
+
+
+@pytest.mark.parametrize("operation_timeout", [480.5, 500, 540])
+def test_an_operation_deadline_that_leaves_no_time_to_log_is_refused(
+    tmp_path: Path, operation_timeout: float
+) -> None:
+    config = mirror_config_file(tmp_path, operation_timeout_seconds=operation_timeout)
+    result = run_deploy(
+        "--dry-run", "function", config=write_config(tmp_path, MIRROR_CONFIG_FILE=str(config))
+    )
+    assert result.returncode != 0
+    assert "operation_timeout_seconds" in result.stderr
+    assert "at most 480" in result.stderr
+    assert not any(
+        c.startswith("gcloud", "functions", "deploy") for c in parse_dry_run(result.stdout)
+    )
+
+
+def many_mirrors(count: int) -> dict[str, object]:
+    """`count` mirrors, each with its own VIP and two members."""
+    return {
+        f"MIRROR{n:02d}": {
+            "private_vip": f"10.0.1.{n + 10}/32",
+            "members": [
+                {"instance": f"iris-{n}-a", "zone": "us-central1-a"},
+                {"instance": f"iris-{n}-b", "zone": "us-central1-b"},
+            ],
+        }
+        for n in range(count)
+    }
+
+
+@pytest.mark.parametrize(
+    ("mirrors", "configured", "expected"),
+    [(1, "10", "10"), (20, "10", "40"), (20, "50", "50"), (1, "3", "3")],
+)
+def test_max_instances_cover_every_mirror_failing_over_at_once(
+    tmp_path: Path, mirrors: int, configured: str, expected: str
+) -> None:
+    config = mirror_config_file(tmp_path, mirrors=many_mirrors(mirrors))
+    result = run_deploy(
+        "--dry-run",
+        "function",
+        config=write_config(tmp_path, MIRROR_CONFIG_FILE=str(config), MAX_INSTANCES=configured),
+    )
+    assert result.returncode == 0, result.stderr
+    deploy = only(parse_dry_run(result.stdout), "gcloud", "functions", "deploy")
+    assert deploy.flag("max-instances") == expected
+    raised = f"MAX_INSTANCES={configured} is too few for {mirrors} mirrors" in result.stderr
+    assert raised is (expected != configured)
+
+
+def test_max_instances_must_be_a_number(tmp_path: Path) -> None:
+    result = run_deploy("--dry-run", "function", config=write_config(tmp_path, MAX_INSTANCES="ten"))
+    assert result.returncode != 0
+    assert "MAX_INSTANCES must be a positive integer, got 'ten'" in result.stderr
 
 
 def test_invalid_mirror_config_stops_before_deploying(tmp_path: Path) -> None:
