@@ -30,6 +30,10 @@ DLQ_TOPIC_RETENTION_S=2678400s
 DLQ_SUBSCRIPTION_RETENTION=7d
 DLQ_SUBSCRIPTION_RETENTION_S=604800s
 DASHBOARD_NAME=mirror-vip   # displayName in dashboard.json
+# Eventarc gives the trigger's push subscription a 10 s ack deadline, which for push is also the
+# request timeout: a move that runs longer is redelivered while it still runs, and every expiry
+# spends a delivery attempt. 600 s is Pub/Sub's maximum and exceeds the function's 540 s limit.
+TRIGGER_ACK_DEADLINE_S=600
 # With --concurrency=1 every event in flight needs an instance. In a zone outage every mirror fails
 # over at once, and each may also have a heartbeat or a redelivery in flight: MAX_INSTANCES is
 # raised to this many per mirror. Beyond max instances, the push is refused (429) and Pub/Sub backs
@@ -275,7 +279,7 @@ step_iam() {
 step_function() {
   require REGION MIRROR_CONFIG_FILE
   say "validating $MIRROR_CONFIG_FILE and deploying the function"
-  local env_file="$BUILD_DIR/function-env.yaml" rendered timeout mirrors max_instances
+  local env_file="$BUILD_DIR/function-env.yaml" rendered timeout mirrors max_instances subscription ack
   # One line: the function timeout in seconds and the number of mirrors.
   rendered="$("$PYTHON" "$SCRIPT_DIR/render_function_env.py" --mirror-config "$MIRROR_CONFIG_FILE" \
     --project "$PROJECT" --out "$env_file")" || die "invalid mirror config $MIRROR_CONFIG_FILE"
@@ -296,12 +300,19 @@ step_function() {
     --env-vars-file="$env_file" --ingress-settings=internal-only --quiet
   run_with_retries gcloud functions add-invoker-policy-binding "$FUNCTION_NAME" --project="$PROJECT" \
     --region="$REGION" --member="serviceAccount:${TRIGGER_SA}"
+
+  # The deployment owns the trigger's subscription (and may have just created it with 10 s).
+  subscription="$(trigger_subscription)"
+  if ! probe ack gcloud pubsub subscriptions describe "$subscription" --project="$PROJECT" \
+    --format='value(ackDeadlineSeconds)' || [[ "$ack" != "$TRIGGER_ACK_DEADLINE_S" ]]; then
+    run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
+      --ack-deadline="$TRIGGER_ACK_DEADLINE_S"
+  fi
 }
 
-step_deadletter() {
-  require REGION
-  say "dead-letter policy on the trigger's subscription"
-  local trigger subscription number agent
+# The Pub/Sub subscription of the function's Eventarc trigger, which the function deployment owns.
+trigger_subscription() {
+  local trigger subscription
   trigger="$(read_value DRY_RUN_TRIGGER gcloud functions describe "$FUNCTION_NAME" --gen2 \
     --project="$PROJECT" --region="$REGION" --format='value(eventTrigger.trigger)')"
   [[ -n "$trigger" ]] || die "function $FUNCTION_NAME has no Eventarc trigger (deploy it first)"
@@ -309,6 +320,14 @@ step_deadletter() {
     "$trigger" --project="$PROJECT" --location="$REGION" \
     --format='value(transport.pubsub.subscription)')"
   [[ -n "$subscription" ]] || die "trigger $trigger has no Pub/Sub subscription"
+  echo "$subscription"
+}
+
+step_deadletter() {
+  require REGION
+  say "dead-letter policy on the trigger's subscription"
+  local subscription number agent
+  subscription="$(trigger_subscription)"
   number="$(read_value DRY_RUN_PROJECT_NUMBER gcloud projects describe "$PROJECT" \
     --format='value(projectNumber)')"
   agent="serviceAccount:service-${number}@gcp-sa-pubsub.iam.gserviceaccount.com"

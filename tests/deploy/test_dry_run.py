@@ -259,8 +259,20 @@ def test_dead_letter_topic_and_kept_dead_letters(commands: list[Command]) -> Non
     assert keep.flag("expiration-period") == "never"
 
 
+def test_trigger_subscription_gets_the_longest_ack_deadline_after_each_deploy(
+    commands: list[Command],
+) -> None:
+    updates = [c for c in commands if c.startswith("gcloud", "pubsub", "subscriptions", "update")]
+    [update] = [c for c in updates if c.flag("ack-deadline") is not None]
+    assert update.words[4] == "DRY_RUN_TRIGGER_SUBSCRIPTION"
+    assert update.flag("ack-deadline") == "600"
+    deploy = commands.index(only(commands, "gcloud", "functions", "deploy"))
+    assert commands.index(update) > deploy
+
+
 def test_trigger_subscription_dead_letters_after_max_attempts(commands: list[Command]) -> None:
-    update = only(commands, "gcloud", "pubsub", "subscriptions", "update")
+    [update] = [c for c in commands if c.flag("dead-letter-topic") is not None]
+    assert update.startswith("gcloud", "pubsub", "subscriptions", "update")
     assert update.words[4] == "DRY_RUN_TRIGGER_SUBSCRIPTION"
     assert (
         update.flag("dead-letter-topic")
