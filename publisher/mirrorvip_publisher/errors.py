@@ -7,6 +7,7 @@ failed `PublishResult` whose `stage` and `reason` come from the exception.
     ├── MetadataError       metadata server unreachable, failing, or missing a value
     │   └── IdentityTokenError  the identity token could not be fetched
     ├── PublishError        Pub/Sub did not acknowledge the message
+    │   └── PublishRefused  Pub/Sub refused it (topic missing, permission denied)
     └── BudgetExceeded      the total time budget ran out (the message names the step)
 """
 
@@ -47,6 +48,10 @@ class PublishError(PublisherError):
     """Pub/Sub refused or did not acknowledge the message."""
 
     stage = "publish"
+
+
+class PublishRefused(PublishError):
+    """Pub/Sub refused the message (topic missing, permission denied, invalid)."""
 
 
 class BudgetExceeded(PublisherError):

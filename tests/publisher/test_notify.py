@@ -16,8 +16,10 @@ from google.oauth2 import id_token
 from metadata_emulator import VM, MetadataEmulator
 from mirrorvip_publisher import PublishResult, heartbeat, notify_become_primary
 from mirrorvip_publisher.config import default_audience
+from pubsub_emulator import PubSubEmulator
 
 from .conftest import Channel
+from .tcp_proxy import HangingProxy
 
 pytestmark = pytest.mark.integration
 
@@ -143,6 +145,24 @@ def test_pubsub_unreachable_fails_within_budget(
     within_budget(result, started, 1.5)
     assert result.stage == "publish"
     assert "did not acknowledge within the 1.5 s budget" in str(result)
+
+
+@pytest.mark.usefixtures("metadata_server")
+def test_a_hung_first_publish_leaves_time_for_a_retry_that_arrives(
+    channel: Channel, pubsub_emulator: PubSubEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "4")
+    with HangingProxy(pubsub_emulator.host, hang=1) as proxy:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", proxy.host)
+
+        started = time.monotonic()
+        result = notify_become_primary(MIRROR, MEMBER)
+
+        assert result.ok, str(result)
+        assert time.monotonic() - started <= 4 + SLACK_SECONDS
+        assert proxy.accepted >= 2  # the hung connection, then a new one
+    [message] = channel.published_so_far(MIRROR)
+    assert message.message_id == result.message_id
 
 
 def test_metadata_hanging_fails_within_budget(
