@@ -151,7 +151,7 @@ def publish_message(
             time.sleep(pause)  # retry backoff, bounded by the budget
         backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
     raise PublishError(
-        f"Pub/Sub did not acknowledge within the {deadline.budget_seconds:g} s budget "
+        f"Pub/Sub did not acknowledge within the {deadline.budget_seconds:.3g} s budget "
         f"(tries: {tries}, last: {last_problem})"
     )
 

@@ -117,6 +117,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         "MIRRORVIP_CONFIG",
         "MIRRORVIP_TOPIC",
         "MIRRORVIP_BUDGET_SECONDS",
+        "MIRRORVIP_TOTAL_SECONDS",
         "MIRRORVIP_IDENTITY_TOKEN",
         "MIRRORVIP_AUDIENCE",
         "GCE_METADATA_HOST",
