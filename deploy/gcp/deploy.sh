@@ -30,6 +30,15 @@ DLQ_TOPIC_RETENTION_S=2678400s
 DLQ_SUBSCRIPTION_RETENTION=7d
 DLQ_SUBSCRIPTION_RETENTION_S=604800s
 DASHBOARD_NAME=mirror-vip   # displayName in dashboard.json
+# Eventarc gives the trigger's push subscription a 10 s ack deadline, which for push is also the
+# request timeout: a move that runs longer is redelivered while it still runs, and every expiry
+# spends a delivery attempt. 600 s is Pub/Sub's maximum and exceeds the function's 540 s limit.
+TRIGGER_ACK_DEADLINE_S=600
+# With --concurrency=1 every event in flight needs an instance. In a zone outage every mirror fails
+# over at once, and each may also have a heartbeat or a redelivery in flight: MAX_INSTANCES is
+# raised to this many per mirror. Beyond max instances, the push is refused (429) and Pub/Sub backs
+# off (10 s, doubling up to 600 s), delaying the move by that much.
+INSTANCES_PER_MIRROR=2
 MANAGED_LABEL=managed-by=mirror-vip
 
 DRY_RUN=0
@@ -91,6 +100,7 @@ require() {
 require PROJECT
 ((MAX_DELIVERY_ATTEMPTS >= 5 && MAX_DELIVERY_ATTEMPTS <= 100)) ||
   die "MAX_DELIVERY_ATTEMPTS must be 5..100 (Pub/Sub's limits), got $MAX_DELIVERY_ATTEMPTS"
+[[ "$MAX_INSTANCES" =~ ^[1-9][0-9]*$ ]] || die "MAX_INSTANCES must be a positive integer, got '$MAX_INSTANCES'"
 
 FUNCTION_SA="${FUNCTION_SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
 TRIGGER_SA="${TRIGGER_SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
@@ -269,26 +279,40 @@ step_iam() {
 step_function() {
   require REGION MIRROR_CONFIG_FILE
   say "validating $MIRROR_CONFIG_FILE and deploying the function"
-  local env_file="$BUILD_DIR/function-env.yaml" timeout
-  timeout="$("$PYTHON" "$SCRIPT_DIR/render_function_env.py" --mirror-config "$MIRROR_CONFIG_FILE" \
+  local env_file="$BUILD_DIR/function-env.yaml" rendered timeout mirrors max_instances subscription ack
+  # One line: the function timeout in seconds and the number of mirrors.
+  rendered="$("$PYTHON" "$SCRIPT_DIR/render_function_env.py" --mirror-config "$MIRROR_CONFIG_FILE" \
     --project "$PROJECT" --out "$env_file")" || die "invalid mirror config $MIRROR_CONFIG_FILE"
+  read -r timeout mirrors <<<"$rendered"
   [[ -n "$FUNCTION_TIMEOUT" ]] || FUNCTION_TIMEOUT="${timeout}s"
+  max_instances="$MAX_INSTANCES"
+  if ((mirrors * INSTANCES_PER_MIRROR > max_instances)); then
+    max_instances=$((mirrors * INSTANCES_PER_MIRROR))
+    say "MAX_INSTANCES=$MAX_INSTANCES is too few for $mirrors mirrors failing over at once: using $max_instances"
+  fi
 
   run gcloud functions deploy "$FUNCTION_NAME" --gen2 --project="$PROJECT" --region="$REGION" \
     --runtime=python312 --source=function --entry-point=on_mirror_event \
     --trigger-topic="$TOPIC" --retry \
     --service-account="$FUNCTION_SA" --trigger-service-account="$TRIGGER_SA" \
-    --timeout="$FUNCTION_TIMEOUT" --max-instances="$MAX_INSTANCES" \
+    --timeout="$FUNCTION_TIMEOUT" --max-instances="$max_instances" \
     --min-instances="$MIN_INSTANCES" --concurrency=1 --memory=512Mi \
     --env-vars-file="$env_file" --ingress-settings=internal-only --quiet
   run_with_retries gcloud functions add-invoker-policy-binding "$FUNCTION_NAME" --project="$PROJECT" \
     --region="$REGION" --member="serviceAccount:${TRIGGER_SA}"
+
+  # The deployment owns the trigger's subscription (and may have just created it with 10 s).
+  subscription="$(trigger_subscription)"
+  if ! probe ack gcloud pubsub subscriptions describe "$subscription" --project="$PROJECT" \
+    --format='value(ackDeadlineSeconds)' || [[ "$ack" != "$TRIGGER_ACK_DEADLINE_S" ]]; then
+    run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
+      --ack-deadline="$TRIGGER_ACK_DEADLINE_S"
+  fi
 }
 
-step_deadletter() {
-  require REGION
-  say "dead-letter policy on the trigger's subscription"
-  local trigger subscription number agent
+# The Pub/Sub subscription of the function's Eventarc trigger, which the function deployment owns.
+trigger_subscription() {
+  local trigger subscription
   trigger="$(read_value DRY_RUN_TRIGGER gcloud functions describe "$FUNCTION_NAME" --gen2 \
     --project="$PROJECT" --region="$REGION" --format='value(eventTrigger.trigger)')"
   [[ -n "$trigger" ]] || die "function $FUNCTION_NAME has no Eventarc trigger (deploy it first)"
@@ -296,6 +320,14 @@ step_deadletter() {
     "$trigger" --project="$PROJECT" --location="$REGION" \
     --format='value(transport.pubsub.subscription)')"
   [[ -n "$subscription" ]] || die "trigger $trigger has no Pub/Sub subscription"
+  echo "$subscription"
+}
+
+step_deadletter() {
+  require REGION
+  say "dead-letter policy on the trigger's subscription"
+  local subscription number agent
+  subscription="$(trigger_subscription)"
   number="$(read_value DRY_RUN_PROJECT_NUMBER gcloud projects describe "$PROJECT" \
     --format='value(projectNumber)')"
   agent="serviceAccount:service-${number}@gcp-sa-pubsub.iam.gserviceaccount.com"

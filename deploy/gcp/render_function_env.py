@@ -4,11 +4,18 @@ deploy.sh calls this before `gcloud functions deploy`, so a typo in the mirror c
 deployment here, with the field it names (the function's own parser, `vipmover.config`), instead of
 crash-looping the deployed function. The env file carries the config as JSON text in
 `MIRROR_CONFIG`, because the deployed function reads environment variables, not the user's file.
-Verified identity (`identity.required`) is switched on unless the config sets it.
+Verified identity (`identity.required`) is switched on unless the config sets it (an empty
+`identity:` key, which YAML reads as null, counts as not set).
 
-Prints the function timeout to use: the function's own operation deadline
-(`operation_timeout_seconds`) plus a margin for the reads before and after, capped at 540 s, the
-longest an event-driven function may run.
+Prints one line for deploy.sh, `TIMEOUT_S MIRRORS`:
+
+- the function timeout: the function's own operation deadline (`operation_timeout_seconds`) plus a
+  margin for the reads before and after and the outcome line. An event-driven function may run
+  540 s at most, so an operation deadline over 480 s is refused (by the function's own parser)
+  rather than capped: a capped timeout would kill the function before it reaches its own deadline
+  and logs why.
+- the number of mirrors, from which deploy.sh sizes `--max-instances` (in a zone outage every
+  mirror may fail over at once).
 
 Usage::
 
@@ -21,35 +28,63 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "function"))
 
-from vipmover.config import decode_document, parse_config  # noqa: E402
+from vipmover.config import LOG_MARGIN_S, decode_document, parse_config  # noqa: E402
 from vipmover.errors import ConfigError  # noqa: E402
 
-TIMEOUT_MARGIN_S = 60
-MAX_EVENT_FUNCTION_TIMEOUT_S = 540
+
+@dataclass(frozen=True)
+class Rendered:
+    """What deploy.sh needs from the mirror config."""
+
+    env_text: str
+    timeout_s: int
+    mirrors: int
 
 
 def function_timeout_s(operation_timeout_s: float) -> int:
-    """The `--timeout` that lets the function reach its own deadline and still log the outcome."""
-    return min(MAX_EVENT_FUNCTION_TIMEOUT_S, math.ceil(operation_timeout_s) + TIMEOUT_MARGIN_S)
+    """The `--timeout` that lets the function reach its own deadline and still log the outcome.
+
+    Never above the 540 s limit: the function's parser refuses an operation deadline over
+    `vipmover.config.MAX_OPERATION_TIMEOUT_S` (480 s) rather than letting it be capped.
+    """
+    return math.ceil(operation_timeout_s) + LOG_MARGIN_S
 
 
-def render(mirror_config: Path, project: str) -> tuple[str, int]:
-    """Validate the config and return the env file's text and the function timeout.
+def with_identity_required(raw: Any) -> Any:
+    """On GCP, events must prove which VM sent them unless the config says otherwise."""
+    if isinstance(raw, dict):
+        if raw.get("identity") is None:  # absent, or an empty `identity:` key
+            raw["identity"] = {}
+        if isinstance(raw["identity"], dict):
+            raw["identity"].setdefault("required", True)
+    return raw
+
+
+def render(mirror_config: Path, project: str) -> Rendered:
+    """Read and validate the mirror config file: see `render_document`.
+
+    Raises:
+        ConfigError: naming the first invalid field.
+        OSError: the file cannot be read.
+    """
+    raw = decode_document(mirror_config.read_text(encoding="utf-8"), str(mirror_config))
+    return render_document(raw, project)
+
+
+def render_document(raw: Any, project: str) -> Rendered:
+    """Validate a decoded config; return the env file's text, the function timeout, mirror count.
 
     Raises:
         ConfigError: naming the first invalid field.
     """
-    raw = decode_document(mirror_config.read_text(encoding="utf-8"), str(mirror_config))
-    if isinstance(raw, dict):
-        # On GCP, events must prove which VM sent them unless the config says otherwise.
-        identity = raw.setdefault("identity", {})
-        if isinstance(identity, dict):
-            identity.setdefault("required", True)
+    raw = with_identity_required(raw)
     config = parse_config(raw, default_project=lambda: project)
     env = {
         "MIRROR_CONFIG": json.dumps(raw, separators=(",", ":"), sort_keys=True),
@@ -57,7 +92,7 @@ def render(mirror_config: Path, project: str) -> tuple[str, int]:
     }
     # Every JSON string is a valid YAML scalar: no YAML library needed to write the file.
     text = "".join(f"{key}: {json.dumps(value)}\n" for key, value in env.items())
-    return text, function_timeout_s(config.operation_timeout_s)
+    return Rendered(text, function_timeout_s(config.operation_timeout_s), len(config.mirrors))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
-        text, timeout = render(args.mirror_config, args.project)
+        rendered = render(args.mirror_config, args.project)
     except (ConfigError, OSError) as err:
         print(f"mirror config {args.mirror_config}: {err}", file=sys.stderr)
         return 2
-    args.out.write_text(text, encoding="utf-8")
-    print(timeout)
+    args.out.write_text(rendered.env_text, encoding="utf-8")
+    print(rendered.timeout_s, rendered.mirrors)
     return 0
 
 

@@ -1,8 +1,9 @@
 """mirror-vip publisher: tell the Cloud Function that this IRIS mirror member became primary.
 
-^ZMIRROR's NotifyBecomePrimary calls `notify_become_primary(mirror, member)`; it publishes a v1
-event on Pub/Sub within a hard time budget and returns a `PublishResult` (never raises). Importing
-this package is cheap: the Pub/Sub client library is imported on the first publish.
+^ZMIRROR's NotifyBecomePrimary JOBs `notify_become_primary(mirror, member)`; it publishes a v1
+event on Pub/Sub, each attempt within a hard time budget, retrying failed attempts (a missing
+identity token included) for up to a total time, and returns a `PublishResult` (never raises).
+Importing this package is cheap: the Pub/Sub client library is imported on the first publish.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from .errors import (
     ConfigError,
     IdentityTokenError,
     MetadataError,
+    MetadataRefused,
     NotPrimaryError,
     PublisherError,
     PublishError,
+    PublishRefused,
 )
 
 __all__ = [
@@ -24,8 +27,10 @@ __all__ = [
     "ConfigError",
     "IdentityTokenError",
     "MetadataError",
+    "MetadataRefused",
     "NotPrimaryError",
     "PublishError",
+    "PublishRefused",
     "PublishResult",
     "PublisherConfig",
     "PublisherError",

@@ -3,7 +3,7 @@
     python -m mirrorvip_publisher publish   --mirror M --member X [--dry-run]
     python -m mirrorvip_publisher heartbeat --mirror M --member X [--assume-primary] [--dry-run]
 
-Common options override the config file / environment: --config, --topic, --budget,
+Common options override the config file / environment: --config, --topic, --budget, --total,
 --no-identity-token. Exit status: 0 published (or dry run built), 1 failed, 3 heartbeat refused
 because this member is not shown to be primary, 2 usage error.
 """
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--show-token", action="store_true", help="do not redact the token")
         sub.add_argument("--config", type=Path, help="config file (default: MIRRORVIP_CONFIG)")
         sub.add_argument("--topic", help="projects/P/topics/T")
-        sub.add_argument("--budget", help="total time budget in seconds")
+        sub.add_argument("--budget", help="time budget of one attempt, in seconds")
+        sub.add_argument("--total", help="seconds to keep retrying failed attempts")
         sub.add_argument("--no-identity-token", action="store_true", help="send no identity token")
     beat.add_argument(
         "--assume-primary",
@@ -56,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = dict(os.environ)
-    for option, key in (("topic", "topic"), ("budget", "budget_seconds")):
+    for option, key in (
+        ("topic", "topic"),
+        ("budget", "budget_seconds"),
+        ("total", "total_seconds"),
+    ):
         if getattr(args, option) is not None:
             env[ENV_VARS[key]] = getattr(args, option)
     if args.no_identity_token:

@@ -8,7 +8,8 @@ Environment variables win over the file, so runbooks and tests can change one se
 
     MIRRORVIP_CONFIG          INI file (default: mirrorvip_publisher.ini beside the package)
     MIRRORVIP_TOPIC           projects/P/topics/T
-    MIRRORVIP_BUDGET_SECONDS  total time budget, 0.5..60 (default 5)
+    MIRRORVIP_BUDGET_SECONDS  time budget of one attempt, 0.5..60 (default 5)
+    MIRRORVIP_TOTAL_SECONDS   time for all attempts together, 0.5..600 (default 60)
     MIRRORVIP_IDENTITY_TOKEN  on/off (default on)
     MIRRORVIP_AUDIENCE        identity token audience (default //pubsub.googleapis.com/<topic>)
     GCE_METADATA_HOST         metadata server host[:port] (default 169.254.169.254)
@@ -31,6 +32,10 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / CONFIG_FILE_NAME
 DEFAULT_BUDGET_SECONDS = 5.0
 MIN_BUDGET_SECONDS = 0.5
 MAX_BUDGET_SECONDS = 60.0
+# The announcement runs in a background JOB, not in IRIS's callback: it may retry for longer than
+# one budget. An identity token or a Pub/Sub that comes back within a minute still moves the VIP.
+DEFAULT_TOTAL_SECONDS = 60.0
+MAX_TOTAL_SECONDS = 600.0
 # The link-local address, not metadata.google.internal: no DNS lookup on the failover path.
 DEFAULT_METADATA_HOST = "169.254.169.254"
 
@@ -40,6 +45,7 @@ HOST_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+$")
 ENV_VARS = {
     "topic": "MIRRORVIP_TOPIC",
     "budget_seconds": "MIRRORVIP_BUDGET_SECONDS",
+    "total_seconds": "MIRRORVIP_TOTAL_SECONDS",
     "identity_token": "MIRRORVIP_IDENTITY_TOKEN",
     "audience": "MIRRORVIP_AUDIENCE",
 }
@@ -49,17 +55,23 @@ FALSE_WORDS = ("0", "off", "false", "no")
 
 @dataclass(frozen=True)
 class PublisherConfig:
-    """Validated settings for one announcement."""
+    """Validated settings for one announcement.
+
+    `budget_seconds` bounds one attempt (metadata, token, publish); failed attempts are retried
+    until `total_seconds` have passed since the announcement started.
+    """
 
     topic: str
     budget_seconds: float = DEFAULT_BUDGET_SECONDS
+    total_seconds: float = DEFAULT_TOTAL_SECONDS
     identity_token: bool = True
     audience: str = ""
     metadata_host: str = DEFAULT_METADATA_HOST
 
     def __post_init__(self) -> None:
         _check_topic(self.topic, "topic")
-        _check_budget(self.budget_seconds, "budget_seconds")
+        _check_seconds(self.budget_seconds, "budget_seconds", MAX_BUDGET_SECONDS)
+        _check_seconds(self.total_seconds, "total_seconds", MAX_TOTAL_SECONDS)
         if not HOST_RE.match(self.metadata_host):
             raise ConfigError(f"GCE_METADATA_HOST: {self.metadata_host!r} is not host[:port]")
         if not self.audience:
@@ -83,19 +95,17 @@ def _check_topic(value: str, where: str) -> None:
         raise ConfigError(f"{where}: {value!r} is not projects/PROJECT/topics/TOPIC")
 
 
-def _check_budget(value: float, where: str) -> None:
-    if not MIN_BUDGET_SECONDS <= value <= MAX_BUDGET_SECONDS:
-        raise ConfigError(
-            f"{where}: {value!r} seconds is outside {MIN_BUDGET_SECONDS}..{MAX_BUDGET_SECONDS}"
-        )
+def _check_seconds(value: float, where: str, maximum: float) -> None:
+    if not MIN_BUDGET_SECONDS <= value <= maximum:
+        raise ConfigError(f"{where}: {value!r} seconds is outside {MIN_BUDGET_SECONDS}..{maximum}")
 
 
-def _parse_budget(text: str, where: str) -> float:
+def _parse_seconds(text: str, where: str, maximum: float) -> float:
     try:
         value = float(text)
     except ValueError:
         raise ConfigError(f"{where}: {text!r} is not a number of seconds") from None
-    _check_budget(value, where)
+    _check_seconds(value, where, maximum)
     return value
 
 
@@ -159,13 +169,19 @@ def load_config(
     _check_topic(topic, sources.get("topic", f"topic (set {ENV_VARS['topic']} or a config file)"))
     budget = DEFAULT_BUDGET_SECONDS
     if "budget_seconds" in values:
-        budget = _parse_budget(values["budget_seconds"], sources["budget_seconds"])
+        budget = _parse_seconds(
+            values["budget_seconds"], sources["budget_seconds"], MAX_BUDGET_SECONDS
+        )
+    total = DEFAULT_TOTAL_SECONDS
+    if "total_seconds" in values:
+        total = _parse_seconds(values["total_seconds"], sources["total_seconds"], MAX_TOTAL_SECONDS)
     identity = True
     if "identity_token" in values:
         identity = _parse_switch(values["identity_token"], sources["identity_token"])
     return PublisherConfig(
         topic=topic,
         budget_seconds=budget,
+        total_seconds=total,
         identity_token=identity,
         audience=values.get("audience", "").strip(),
         metadata_host=env.get("GCE_METADATA_HOST", "") or DEFAULT_METADATA_HOST,

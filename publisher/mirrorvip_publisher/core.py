@@ -1,10 +1,19 @@
-"""Announce "this member is primary": read metadata, fetch a token, publish, all within a budget.
+"""Announce "this member is primary": read metadata, fetch a token, publish; retry until done.
 
-The budget is enforced twice. Every step cuts its own timeouts to what is left of a shared
-`Deadline`; and the whole announcement runs in a worker thread that the caller waits for at most
+One attempt reads the instance facts, fetches the identity token and publishes within a budget
+(`budget_seconds`, default 5 s), enforced twice: every step cuts its own timeouts to what is left
+of a shared `Deadline`, and the attempt runs in a worker thread that the caller waits for at most
 `budget + GRACE_SECONDS`, so even a step that ignores its timeout (a DNS lookup, a stuck C
-extension) cannot hold IRIS longer than that. A failed announcement is a `PublishResult` with a
-reason, never an exception: ^ZMIRROR only logs it.
+extension) cannot hold the caller longer than that.
+
+A failed attempt whose error is retryable is repeated, with backoff, until `total_seconds`
+(default 60 s) have passed since the announcement started: ^ZMIRROR JOBs the announcement, so the
+failover does not wait for it. With the identity token on, no event is sent without one: the
+deployed function would reject and acknowledge it, and the failover would be lost while
+messages.log said "published". So the token is retried like the rest, and an announcement that
+never got one reports `failed: identity`.
+
+A failed announcement is a `PublishResult` with a reason, never an exception: ^ZMIRROR only logs it.
 """
 
 from __future__ import annotations
@@ -12,20 +21,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import event as events
-from .config import PublisherConfig, load_config
-from .errors import IdentityTokenError, NotPrimaryError, PublisherError
+from .config import MIN_BUDGET_SECONDS, PublisherConfig, load_config
+from .errors import NotPrimaryError, PublisherError
 from .metadata import Deadline, MetadataClient, cached_instance_facts
 from .pubsub import publish_message
 
 # Let the steps' own timeouts report first; the watchdog is the backstop.
 GRACE_SECONDS = 0.25
-# The identity token is optional: a failing token endpoint may use at most this share of the time
-# left, so that the event still goes out (without a token) and the function decides.
-IDENTITY_SHARE = 0.5
+# Pause between failed attempts: doubles from the first to the largest.
+FIRST_RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -40,8 +49,10 @@ class PublishResult:
     stage: str | None = None
     reason: str | None = None
     event: dict[str, Any] | None = None
-    warnings: tuple[str, ...] = field(default_factory=tuple)
     dry_run: bool = False
+    attempts: int = 1
+    retryable: bool = False
+    """Whether another attempt may succeed (a failed attempt that `announce` may repeat)."""
 
     @property
     def summary(self) -> str:
@@ -49,20 +60,24 @@ class PublishResult:
 
     def __str__(self) -> str:
         about = f"{self.event_type}, mirror {self.mirror!r}, {self.elapsed_seconds:.3f} s"
-        notes = "".join(f"; warning: {warning}" for warning in self.warnings)
+        if self.attempts > 1:
+            about += f", {self.attempts} attempts"
         if not self.ok:
-            return f"failed: {self.stage}: {self.reason} ({about}{notes})"
+            return f"failed: {self.stage}: {self.reason} ({about})"
         if self.dry_run:
-            return f"dry run: not published ({about}{notes})"
-        return f"published {self.message_id} ({about}{notes})"
+            return f"dry run: not published ({about})"
+        return f"published {self.message_id} ({about})"
 
 
 class _Progress:
     """Which step the worker is in, for the watchdog's failure reason."""
 
     def __init__(self) -> None:
+        self.stage = "publisher"
         self.step = "starting"
-        self.warnings: list[str] = []
+
+    def enter(self, stage: str, step: str) -> None:
+        self.stage, self.step = stage, step
 
 
 def notify_become_primary(
@@ -137,7 +152,7 @@ def announce(
     dry_run: bool = False,
     started: float | None = None,
 ) -> PublishResult:
-    """Build and publish one event within the configured budget; never raises.
+    """Build and publish one event, retrying failed attempts for the configured total; never raises.
 
     Args:
         event_type: `became_primary` or `heartbeat`.
@@ -145,10 +160,13 @@ def announce(
         member: this member's name.
         config: settings; read from the config file and environment when None.
         dry_run: build the event (metadata, token) but do not publish it.
-        started: monotonic start time, when the caller already spent some of the budget.
+        started: monotonic start time, when the caller already spent some of the time.
+
+    Returns:
+        The successful attempt, or the last failed one, with the number of attempts.
     """
     started = time.monotonic() if started is None else started
-    occurred_at = time.time()
+    occurred_at = time.time()  # when this member became primary, whichever attempt succeeds
     try:
         problems = events.check_names(mirror, member)
         if problems:
@@ -158,94 +176,90 @@ def announce(
         return _failure(event_type, mirror, started, exc.stage, str(exc))
     except Exception as exc:  # noqa: BLE001 (never raise into IRIS)
         return _failure(event_type, mirror, started, "config", _one_line(exc))
-    deadline = Deadline(cfg.budget_seconds, start=started)
-    progress = _Progress()
-    outcome: list[PublishResult] = []
-
-    def work() -> None:
-        try:
-            outcome.append(
-                _announce_steps(
-                    event_type,
-                    mirror,
-                    member,
-                    cfg,
-                    deadline,
-                    progress,
-                    occurred_at,
-                    dry_run,
-                    started,
-                )
-            )
-        except PublisherError as exc:
-            outcome.append(
-                _failure(event_type, mirror, started, exc.stage, str(exc), progress.warnings)
-            )
-        except Exception as exc:  # noqa: BLE001 (never raise into IRIS)
-            outcome.append(
-                _failure(
-                    event_type, mirror, started, progress.step, _one_line(exc), progress.warnings
-                )
-            )
-
-    worker = threading.Thread(target=work, name="mirrorvip-announce", daemon=True)
-    worker.start()
-    worker.join(deadline.remaining() + GRACE_SECONDS)
-    if outcome:
-        return outcome[0]
-    return _failure(
-        event_type,
-        mirror,
-        started,
-        "budget",
-        f"time budget of {cfg.budget_seconds:g} s ran out while {progress.step}",
-        progress.warnings,
-    )
+    announcement = _Announcement(event_type, mirror, member, cfg, occurred_at, dry_run, started)
+    total = Deadline(cfg.total_seconds, start=started)
+    attempt_start, attempts, backoff = started, 0, FIRST_RETRY_SECONDS
+    while True:
+        attempts += 1
+        deadline = Deadline(min(cfg.budget_seconds, total.end - attempt_start), attempt_start)
+        result = announcement.attempt(deadline)
+        pause = min(backoff, total.remaining())
+        if result.ok or not result.retryable or total.remaining() - pause < MIN_BUDGET_SECONDS:
+            return replace(result, attempts=attempts, elapsed_seconds=time.monotonic() - started)
+        time.sleep(pause)  # retry backoff, bounded by the total
+        attempt_start, backoff = time.monotonic(), min(backoff * 2, MAX_RETRY_SECONDS)
 
 
-def _announce_steps(
-    event_type: str,
-    mirror: str,
-    member: str,
-    cfg: PublisherConfig,
-    deadline: Deadline,
-    progress: _Progress,
-    occurred_at: float,
-    dry_run: bool,
-    started: float,
-) -> PublishResult:
-    metadata = MetadataClient(cfg.metadata_host)
-    progress.step = "reading instance metadata"
-    facts = cached_instance_facts(metadata, deadline)
-    token = None
-    if cfg.identity_token:
-        progress.step = "fetching the identity token"
-        try:
-            token = metadata.identity_token(cfg.audience, deadline.share(IDENTITY_SHARE))
-        except IdentityTokenError as exc:
-            # Still announce: the function decides whether an event without a token is enough.
-            progress.warnings.append(str(exc))
-    event = events.build_event(event_type, mirror, member, facts, occurred_at, token)
-    message_id = None
-    if not dry_run:
-        progress.step = "publishing to Pub/Sub"
-        message_id = publish_message(
-            cfg.topic,
-            events.encode_event(event),
-            events.message_attributes(event),
-            ordering_key=mirror,
-            deadline=deadline,
+@dataclass(frozen=True)
+class _Announcement:
+    """What every attempt of one announcement shares."""
+
+    event_type: str
+    mirror: str
+    member: str
+    cfg: PublisherConfig
+    occurred_at: float
+    dry_run: bool
+    started: float
+
+    def attempt(self, deadline: Deadline) -> PublishResult:
+        """One attempt, in a worker thread that the caller waits for only until the deadline."""
+        progress = _Progress()
+        outcome: list[PublishResult] = []
+
+        def work() -> None:
+            try:
+                outcome.append(self._steps(deadline, progress))
+            except PublisherError as exc:
+                outcome.append(self.failure(exc.stage, str(exc), retryable=exc.retryable))
+            except Exception as exc:  # noqa: BLE001 (never raise into IRIS)
+                reason = f"{_one_line(exc)} (while {progress.step})"
+                outcome.append(self.failure(progress.stage, reason, retryable=True))
+
+        worker = threading.Thread(target=work, name="mirrorvip-announce", daemon=True)
+        worker.start()
+        worker.join(deadline.remaining() + GRACE_SECONDS)
+        if outcome:
+            return outcome[0]
+        return self.failure(
+            progress.stage,
+            f"time budget of {deadline.budget_seconds:.3g} s ran out while {progress.step}",
+            retryable=True,
         )
-    return PublishResult(
-        ok=True,
-        event_type=event_type,
-        mirror=mirror,
-        elapsed_seconds=time.monotonic() - started,
-        message_id=message_id,
-        event=event,
-        warnings=tuple(progress.warnings),
-        dry_run=dry_run,
-    )
+
+    def _steps(self, deadline: Deadline, progress: _Progress) -> PublishResult:
+        metadata = MetadataClient(self.cfg.metadata_host)
+        progress.enter("metadata", "reading instance metadata")
+        facts = cached_instance_facts(metadata, deadline)
+        token = None
+        if self.cfg.identity_token:
+            progress.enter("identity", "fetching the identity token")
+            token = metadata.identity_token(self.cfg.audience, deadline)
+        event = events.build_event(
+            self.event_type, self.mirror, self.member, facts, self.occurred_at, token
+        )
+        message_id = None
+        if not self.dry_run:
+            progress.enter("publish", "publishing to Pub/Sub")
+            message_id = publish_message(
+                self.cfg.topic,
+                events.encode_event(event),
+                events.message_attributes(event),
+                ordering_key=self.mirror,
+                deadline=deadline,
+            )
+        return PublishResult(
+            ok=True,
+            event_type=self.event_type,
+            mirror=self.mirror,
+            elapsed_seconds=time.monotonic() - self.started,
+            message_id=message_id,
+            event=event,
+            dry_run=self.dry_run,
+        )
+
+    def failure(self, stage: str, reason: str, *, retryable: bool) -> PublishResult:
+        return _failure(self.event_type, self.mirror, self.started, stage, reason, retryable)
 
 
 def _failure(
@@ -254,7 +268,7 @@ def _failure(
     started: float,
     stage: str,
     reason: str,
-    warnings: list[str] | None = None,
+    retryable: bool = False,
 ) -> PublishResult:
     return PublishResult(
         ok=False,
@@ -263,7 +277,7 @@ def _failure(
         elapsed_seconds=time.monotonic() - started,
         stage=stage,
         reason=reason,
-        warnings=tuple(warnings or ()),
+        retryable=retryable,
     )
 
 

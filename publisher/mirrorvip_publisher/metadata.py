@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from .errors import BudgetExceeded, IdentityTokenError, MetadataError
+from .errors import BudgetExceeded, IdentityTokenError, MetadataError, MetadataRefused
 
 METADATA_ROOT = "/computeMetadata/v1/"
 # One slow answer should not eat the whole budget: leave time for a retry.
@@ -35,17 +35,13 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self.end - time.monotonic())
 
-    def share(self, fraction: float) -> Deadline:
-        """A deadline at `fraction` of the time left: an optional step leaves time for the rest."""
-        part = Deadline(self.budget_seconds)
-        part.end = min(self.end, time.monotonic() + self.remaining() * fraction)
-        return part
-
     def require(self, step: str, at_least: float = 0.0) -> float:
         """Remaining seconds, or BudgetExceeded naming the step that could not start."""
         left = self.remaining()
         if left <= at_least:
-            raise BudgetExceeded(f"time budget of {self.budget_seconds:g} s ran out before {step}")
+            raise BudgetExceeded(
+                f"time budget of {self.budget_seconds:.3g} s ran out before {step}"
+            )
         return left
 
 
@@ -73,8 +69,8 @@ class MetadataClient:
         """One metadata value as text.
 
         Raises:
-            MetadataError: 4xx answer, or 5xx/unreachable until the deadline.
-            BudgetExceeded: no time left to even try.
+            MetadataRefused: 4xx answer.
+            MetadataError: 5xx/unreachable until the deadline.
         """
         url = self.base_url + path
         if query:
@@ -86,7 +82,7 @@ class MetadataClient:
             if left <= 0:
                 raise MetadataError(
                     f"metadata server {self.host} gave no answer for {path} within the "
-                    f"{deadline.budget_seconds:g} s budget (last: {last_problem})"
+                    f"{deadline.budget_seconds:.3g} s budget (last: {last_problem})"
                 )
             request = urllib.request.Request(url, headers={"Metadata-Flavor": "Google"})  # noqa: S310
             try:
@@ -96,7 +92,7 @@ class MetadataClient:
             except urllib.error.HTTPError as exc:
                 exc.close()
                 if exc.code < 500:
-                    raise MetadataError(
+                    raise MetadataRefused(
                         f"metadata server {self.host} answered {exc.code} for {path}"
                     ) from None
                 last_problem = f"HTTP {exc.code}"

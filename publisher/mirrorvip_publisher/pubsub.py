@@ -5,8 +5,13 @@ cold start, and `import mirrorvip_publisher` must stay cheap.
 
 Why our own retry loop: with message ordering enabled the library replaces any retry policy with
 an unlimited one (deadline 2**32 s), so a publish to an unreachable Pub/Sub would retry forever in
-a background thread. We pass `retry=None`, give each attempt what is left of the budget, and retry
-ourselves; after a failed attempt the ordering key is paused by the library, so we resume it.
+a background thread. We pass `retry=None` and retry ourselves.
+
+Each try gets an RPC timeout of about half the time left, so that a hung first publish leaves
+time for another. After a failed or timed-out try the client is discarded and the next try builds
+a new one: the library pauses the ordering key after a failure, and while a hung publish is still
+in flight it holds the key (the next message would queue behind it) and may hold a dead
+connection. A new client has its own key state and its own channel.
 """
 
 from __future__ import annotations
@@ -17,13 +22,20 @@ import threading
 import time
 from typing import Any
 
-from .errors import PublishError
+from .errors import PublishError, PublishRefused
 from .metadata import Deadline
 
 FIRST_BACKOFF_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 1.0
-# Not worth starting an attempt with less time than this.
+# Not worth starting a try with less time than this.
 MIN_ATTEMPT_SECONDS = 0.05
+# A try's RPC timeout: this share of the time left, but at least MIN_RPC_SECONDS if there is
+# that much (a cold channel with a token fetch takes a good fraction of a second).
+RPC_SHARE = 0.5
+MIN_RPC_SECONDS = 1.0
+# How long past its RPC timeout we wait for a try's future: the library needs a moment to
+# turn the expired RPC into an exception.
+RESULT_GRACE_SECONDS = 0.2
 
 _clients: dict[tuple[str, str], Any] = {}
 _clients_lock = threading.Lock()
@@ -74,6 +86,23 @@ def forget_clients() -> None:
         client.transport.close()
 
 
+def discard_client(client: Any) -> None:
+    """Stop using a client whose ordering key is paused or held, and close its channel.
+
+    Closing cancels a publish still in flight, so it cannot arrive late as a duplicate.
+    """
+    with _clients_lock:
+        for key, cached in list(_clients.items()):
+            if cached is client:
+                del _clients[key]
+    client.transport.close()
+
+
+def rpc_seconds(left: float) -> float:
+    """The RPC timeout of a try that starts with `left` seconds of budget."""
+    return min(left - RESULT_GRACE_SECONDS, max(MIN_RPC_SECONDS, left * RPC_SHARE))
+
+
 def publish_message(
     topic: str,
     data: bytes,
@@ -84,44 +113,46 @@ def publish_message(
     """Publish and return the server-assigned message id.
 
     Raises:
-        PublishError: permanent refusal (topic missing, permission denied) at once; transient
-            failures once the deadline leaves no time for another attempt.
+        PublishRefused: permanent refusal (topic missing, permission denied), at once.
+        PublishError: transient failures, once the deadline leaves no time for another try.
         BudgetExceeded: no time left to start.
     """
     deadline.require("publishing to Pub/Sub")
-    client = publisher_client()
     from google.api_core import exceptions  # noqa: PLC0415
 
     permanent = (exceptions.NotFound, exceptions.PermissionDenied, exceptions.InvalidArgument)
     backoff = FIRST_BACKOFF_SECONDS
-    attempts = 0
-    last_problem = "no attempt"
-    while deadline.remaining() > MIN_ATTEMPT_SECONDS:
-        attempts += 1
-        left = deadline.remaining()
-        future = client.publish(
-            topic, data, ordering_key=ordering_key, retry=None, timeout=left, **attributes
-        )
+    tries = 0
+    last_problem = "no try"
+    while rpc_seconds(deadline.remaining()) >= MIN_ATTEMPT_SECONDS:
+        client = publisher_client()  # the first one imports the library: time passes
+        timeout = rpc_seconds(deadline.remaining())
+        if timeout < MIN_ATTEMPT_SECONDS:
+            break
+        tries += 1
         try:
-            message_id: str = future.result(timeout=left)
+            future = client.publish(
+                topic, data, ordering_key=ordering_key, retry=None, timeout=timeout, **attributes
+            )
+            message_id: str = future.result(timeout=timeout + RESULT_GRACE_SECONDS)
             return message_id
         except concurrent.futures.TimeoutError:
-            last_problem = "no acknowledgement in time"
+            last_problem = f"no acknowledgement within {timeout:.2g} s"
         except permanent as exc:
-            client.resume_publish(topic, ordering_key)
-            raise PublishError(
+            discard_client(client)
+            raise PublishRefused(
                 f"Pub/Sub refused the message for {topic}: {_describe(exc)}"
             ) from None
         except Exception as exc:  # noqa: BLE001 (any other library error is transient for us)
             last_problem = _describe(exc)
-        client.resume_publish(topic, ordering_key)
+        discard_client(client)
         pause = min(backoff, deadline.remaining())
         if pause > 0:
             time.sleep(pause)  # retry backoff, bounded by the budget
         backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
     raise PublishError(
-        f"Pub/Sub did not acknowledge within the {deadline.budget_seconds:g} s budget "
-        f"({attempts} attempt(s), last: {last_problem})"
+        f"Pub/Sub did not acknowledge within the {deadline.budget_seconds:.3g} s budget "
+        f"(tries: {tries}, last: {last_problem})"
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = REPO_ROOT / "deploy" / "gcp"
@@ -73,3 +75,26 @@ def run_deploy(
         cwd=config.parent,
         env=dict(env if env is not None else os.environ),
     )
+
+
+def mutations(stderr: str) -> list[str]:
+    """The commands deploy.sh ran that change something (it echoes each as `+ gcloud ...`)."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.startswith("+ gcloud") and " describe " not in line
+    ]
+
+
+def gcloud_json(env: Mapping[str, str], *args: str) -> Any:
+    """Run gcloud (in `env`, e.g. against an emulator) and decode its JSON output."""
+    result = subprocess.run(
+        ["gcloud", *args, f"--project={PROJECT}", "--format=json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=dict(env),
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

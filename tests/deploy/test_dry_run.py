@@ -29,6 +29,7 @@ EXPECTED_PERMISSIONS = {
     "compute.instances.deleteAccessConfig",
     "compute.instances.addAccessConfig",
     "compute.addresses.get",
+    "compute.addresses.list",
     "compute.addresses.use",
     "compute.subnetworks.useExternalIp",
     "compute.networks.useExternalIp",
@@ -103,14 +104,91 @@ def test_identity_can_be_switched_off_explicitly(tmp_path: Path) -> None:
     assert json.loads(env["MIRROR_CONFIG"])["identity"] == {"required": False}
 
 
-def test_function_timeout_follows_the_operation_deadline(tmp_path: Path) -> None:
-    mirrors = yaml.safe_load((DEPLOY_DIR / "mirrors.example.yaml").read_text())
-    mirrors["operation_timeout_seconds"] = 500
+@pytest.mark.parametrize(
+    "identity_yaml",
+    ["identity:\n", "identity: {}\n", "identity:\n  audience: https://vip.example\n"],
+    ids=["empty key", "empty mapping", "audience only"],
+)
+def test_identity_not_switched_off_stays_required(tmp_path: Path, identity_yaml: str) -> None:
+    example = (DEPLOY_DIR / "mirrors.example.yaml").read_text()
+    config = tmp_path / "mirrors.yaml"
+    config.write_text(identity_yaml + example)
+    commands = dry_run(tmp_path, "function", MIRROR_CONFIG_FILE=str(config))
+    env_file = Path(only(commands, "gcloud", "functions", "deploy").flag("env-vars-file") or "")
+    identity = json.loads(yaml.safe_load(env_file.read_text())["MIRROR_CONFIG"])["identity"]
+    assert identity["required"] is True
+    written = yaml.safe_load(identity_yaml)["identity"] or {}
+    assert identity.get("audience") == written.get("audience")  # the rest passes through
+
+
+def mirror_config_file(tmp_path: Path, **changes: object) -> Path:
+    """The example mirror config with top-level keys replaced, as JSON."""
+    mirrors = yaml.safe_load((DEPLOY_DIR / "mirrors.example.yaml").read_text()) | changes
     config = tmp_path / "mirrors.json"
     config.write_text(json.dumps(mirrors))
+    return config
+
+
+def test_function_timeout_follows_the_operation_deadline(tmp_path: Path) -> None:
+    config = mirror_config_file(tmp_path, operation_timeout_seconds=480)
     commands = dry_run(tmp_path, "function", MIRROR_CONFIG_FILE=str(config))
-    # 500 + 60 exceeds the 540 s limit of event-driven functions: capped.
+    # 480 + 60 s is exactly the 540 s limit of event-driven functions.
     assert only(commands, "gcloud", "functions", "deploy").flag("timeout") == "540s"
+
+
+@pytest.mark.parametrize("operation_timeout", [480.5, 500, 540])
+def test_an_operation_deadline_that_leaves_no_time_to_log_is_refused(
+    tmp_path: Path, operation_timeout: float
+) -> None:
+    config = mirror_config_file(tmp_path, operation_timeout_seconds=operation_timeout)
+    result = run_deploy(
+        "--dry-run", "function", config=write_config(tmp_path, MIRROR_CONFIG_FILE=str(config))
+    )
+    assert result.returncode != 0
+    assert "operation_timeout_seconds: expected 1..480" in result.stderr
+    assert not any(
+        c.startswith("gcloud", "functions", "deploy") for c in parse_dry_run(result.stdout)
+    )
+
+
+def many_mirrors(count: int) -> dict[str, object]:
+    """`count` mirrors, each with its own VIP and two members."""
+    return {
+        f"MIRROR{n:02d}": {
+            "private_vip": f"10.0.1.{n + 10}/32",
+            "members": [
+                {"instance": f"iris-{n}-a", "zone": "us-central1-a"},
+                {"instance": f"iris-{n}-b", "zone": "us-central1-b"},
+            ],
+        }
+        for n in range(count)
+    }
+
+
+@pytest.mark.parametrize(
+    ("mirrors", "configured", "expected"),
+    [(1, "10", "10"), (20, "10", "40"), (20, "50", "50"), (1, "3", "3")],
+)
+def test_max_instances_cover_every_mirror_failing_over_at_once(
+    tmp_path: Path, mirrors: int, configured: str, expected: str
+) -> None:
+    config = mirror_config_file(tmp_path, mirrors=many_mirrors(mirrors))
+    result = run_deploy(
+        "--dry-run",
+        "function",
+        config=write_config(tmp_path, MIRROR_CONFIG_FILE=str(config), MAX_INSTANCES=configured),
+    )
+    assert result.returncode == 0, result.stderr
+    deploy = only(parse_dry_run(result.stdout), "gcloud", "functions", "deploy")
+    assert deploy.flag("max-instances") == expected
+    raised = f"MAX_INSTANCES={configured} is too few for {mirrors} mirrors" in result.stderr
+    assert raised is (expected != configured)
+
+
+def test_max_instances_must_be_a_number(tmp_path: Path) -> None:
+    result = run_deploy("--dry-run", "function", config=write_config(tmp_path, MAX_INSTANCES="ten"))
+    assert result.returncode != 0
+    assert "MAX_INSTANCES must be a positive integer, got 'ten'" in result.stderr
 
 
 def test_invalid_mirror_config_stops_before_deploying(tmp_path: Path) -> None:
@@ -181,8 +259,20 @@ def test_dead_letter_topic_and_kept_dead_letters(commands: list[Command]) -> Non
     assert keep.flag("expiration-period") == "never"
 
 
+def test_trigger_subscription_gets_the_longest_ack_deadline_after_each_deploy(
+    commands: list[Command],
+) -> None:
+    updates = [c for c in commands if c.startswith("gcloud", "pubsub", "subscriptions", "update")]
+    [update] = [c for c in updates if c.flag("ack-deadline") is not None]
+    assert update.words[4] == "DRY_RUN_TRIGGER_SUBSCRIPTION"
+    assert update.flag("ack-deadline") == "600"
+    deploy = commands.index(only(commands, "gcloud", "functions", "deploy"))
+    assert commands.index(update) > deploy
+
+
 def test_trigger_subscription_dead_letters_after_max_attempts(commands: list[Command]) -> None:
-    update = only(commands, "gcloud", "pubsub", "subscriptions", "update")
+    [update] = [c for c in commands if c.flag("dead-letter-topic") is not None]
+    assert update.startswith("gcloud", "pubsub", "subscriptions", "update")
     assert update.words[4] == "DRY_RUN_TRIGGER_SUBSCRIPTION"
     assert (
         update.flag("dead-letter-topic")
@@ -273,16 +363,10 @@ def test_teardown_removes_everything_deploy_creates(tmp_path: Path) -> None:
     assert created_names(deploy) <= deleted
     assert only(teardown, "gcloud", "functions", "delete").words[3] == "mirror-vip"
     assert only(teardown, "gcloud", "monitoring", "dashboards", "delete")
-    assert (
-        len(
-            [
-                c
-                for c in teardown
-                if c.startswith("gcloud", "alpha", "monitoring", "policies", "delete")
-            ]
-        )
-        == 2
-    )
+    policy_deletes = [
+        c for c in teardown if c.startswith("gcloud", "alpha", "monitoring", "policies", "delete")
+    ]
+    assert len(policy_deletes) == len(list((DEPLOY_DIR / "alerts").glob("*.yaml")))
     # Bindings go before the accounts they name.
     removes = [
         i

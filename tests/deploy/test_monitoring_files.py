@@ -23,6 +23,9 @@ pytestmark = pytest.mark.unit
 
 JSON_PAYLOAD_FIELD = re.compile(r"jsonPayload\.([A-Za-z_][A-Za-z0-9_]*)")
 EQUALS_VALUE = re.compile(r'jsonPayload\.([A-Za-z_]+)\s*=\s*"([^"]*)"')
+# LogEntry.severity: Cloud Logging lifts the line's own "severity" field out of jsonPayload.
+ENTRY_SEVERITY = re.compile(r"(?<![\w.])severity\s*(>=|<=|=|>|<)\s*([A-Z]+)")
+SEVERITIES = ("DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT")
 METRIC_LABEL = re.compile(r"metric\.label\.\"?([A-Za-z_]+)")
 USER_METRIC = re.compile(r"logging\.googleapis\.com/user/([A-Za-z0-9_]+)")
 METRIC_FILES = sorted((DEPLOY_DIR / "metrics").glob("*.yaml"))
@@ -57,14 +60,13 @@ def metric_labels() -> dict[str, set[str]]:
     return {path.stem: set(load(path).get("labelExtractors", {})) for path in METRIC_FILES}
 
 
-@pytest.fixture
-def outcome_line(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+def logged_line(capsys: pytest.CaptureFixture[str], outcome: OutcomeName) -> dict[str, Any]:
     """One real outcome line, as the function writes it to stdout (Cloud Logging's jsonPayload)."""
     capsys.readouterr()
     log_outcome(
         Outcome(
             event_id="1234567890",
-            outcome="failed",
+            outcome=outcome,
             event_type="became_primary",
             mirror="IRISMIRROR",
             member="iris-b",
@@ -82,6 +84,27 @@ def outcome_line(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     ours: list[dict[str, Any]] = [line for line in lines if line.get("event_id") == "1234567890"]
     assert len(ours) == 1, lines
     return ours[0]
+
+
+@pytest.fixture
+def outcome_line(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """A real `failed` outcome line."""
+    return logged_line(capsys, "failed")
+
+
+def matches(log_filter: str, line: dict[str, Any]) -> bool:
+    """Evaluate a filter of `AND`ed `jsonPayload.F="v"` and `severity>=LEVEL` terms on a line."""
+    for term in log_filter.split(" AND "):
+        if field := EQUALS_VALUE.fullmatch(term.strip()):
+            if str(line.get(field.group(1))) != field.group(2):
+                return False
+        elif level := ENTRY_SEVERITY.fullmatch(term.strip()):
+            assert level.group(1) == ">=", f"unsupported comparison in {term!r}"
+            if SEVERITIES.index(line["severity"]) < SEVERITIES.index(level.group(2)):
+                return False
+        else:
+            pytest.fail(f"unsupported filter term {term!r}")
+    return True
 
 
 def test_monitoring_files_exist_and_read_the_outcome_line() -> None:
@@ -163,3 +186,34 @@ def test_failed_move_alert_fires_on_outcome_failed() -> None:
     (condition,) = policy["conditions"]
     assert 'jsonPayload.outcome="failed"' in condition["conditionMatchedLog"]["filter"]
     assert policy["notificationChannels"] == ["__NOTIFICATION_CHANNEL__"]
+
+
+@pytest.mark.parametrize("path", MONITORING_FILES, ids=lambda p: p.name)
+def test_severity_comparisons_use_levels_the_function_writes(
+    path: Path, outcome_line: dict[str, Any]
+) -> None:
+    assert "severity" in LOG_FIELDS
+    assert outcome_line["severity"] in SEVERITIES
+    for text in strings(load(path)):
+        for _, level in ENTRY_SEVERITY.findall(text):
+            assert level in SEVERITIES, f"{path.name}: no log severity {level!r}"
+
+
+def test_rejected_member_alert_pages_only_for_rejections_logged_at_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    policy = load(DEPLOY_DIR / "alerts" / "rejected-members.yaml")
+    (condition,) = policy["conditions"]
+    log_filter = condition["conditionMatchedLog"]["filter"]
+    assert set(log_filter.split(" AND ")) == {
+        f'jsonPayload.component="{COMPONENT}"',
+        'jsonPayload.outcome="rejected"',
+        "severity>=ERROR",
+    }
+    assert policy["notificationChannels"] == ["__NOTIFICATION_CHANNEL__"]
+    rejected = logged_line(capsys, "rejected")
+    # A rejection from outside (unknown mirror or member) stays at WARNING: no page. The function
+    # logs one that names a configured member at ERROR, which pages.
+    assert not matches(log_filter, rejected | {"severity": "WARNING"})
+    assert matches(log_filter, rejected | {"severity": "ERROR"})
+    assert not matches(log_filter, logged_line(capsys, "failed"))

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .script import PROJECT, run_deploy, write_config
+from .script import PROJECT, gcloud_json, mutations, run_deploy, write_config
 
 pytestmark = pytest.mark.integration
 
 SEVEN_DAYS = "604800s"
 THIRTY_ONE_DAYS = "2678400s"
-
-
-def gcloud_json(env: dict[str, str], *args: str) -> Any:
-    result = subprocess.run(
-        ["gcloud", *args, f"--project={PROJECT}", "--format=json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 @pytest.fixture
@@ -40,15 +25,6 @@ def names() -> dict[str, str]:
         "DEAD_LETTER_TOPIC": f"{topic}-dlq",
         "DEAD_LETTER_SUBSCRIPTION": f"{topic}-dlq-keep",
     }
-
-
-def mutations(stderr: str) -> list[str]:
-    """The commands deploy.sh ran that change something (it echoes each as `+ gcloud ...`)."""
-    return [
-        line
-        for line in stderr.splitlines()
-        if line.startswith("+ gcloud") and " describe " not in line
-    ]
 
 
 def test_pubsub_step_creates_topics_and_a_subscription_that_keeps_dead_letters(

@@ -48,6 +48,28 @@ class Channel:
     topic: str
     subscription: str
     subscriber: Any
+    publisher: Any
+    """A test's own publisher, with message ordering (for sentinels)."""
+
+    def published_so_far(self, ordering_key: str, timeout: float = 10.0) -> list[Pulled]:
+        """Every message published with `ordering_key` so far, complete without any time window.
+
+        Publishes a sentinel with the same ordering key and pulls until it arrives: an ordered
+        subscription delivers one key's messages in publish order, so whatever the code under test
+        had published (and Pub/Sub had acknowledged) arrives before the sentinel. An empty list
+        means nothing was published, not that nothing arrived in time.
+        """
+        marker = uuid.uuid4().hex
+        self.publisher.publish(
+            self.topic, b"sentinel", ordering_key=ordering_key, sentinel=marker
+        ).result(timeout=timeout)
+        got: list[Pulled] = []
+        deadline = time.monotonic() + timeout
+        while not any(m.attributes.get("sentinel") == marker for m in got):
+            left = deadline - time.monotonic()
+            assert left > 0, f"the sentinel did not arrive within {timeout:g} s: {got}"
+            got += self.pull(count=1, timeout=left)
+        return [m for m in got if m.attributes.get("sentinel") != marker]
 
     def pull(self, count: int = 1, timeout: float = 10.0) -> list[Pulled]:
         """Poll until count messages arrived (acking them) or the deadline passes."""
@@ -95,6 +117,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         "MIRRORVIP_CONFIG",
         "MIRRORVIP_TOPIC",
         "MIRRORVIP_BUDGET_SECONDS",
+        "MIRRORVIP_TOTAL_SECONDS",
         "MIRRORVIP_IDENTITY_TOKEN",
         "MIRRORVIP_AUDIENCE",
         "GCE_METADATA_HOST",
@@ -133,7 +156,9 @@ def channel(pubsub_emulator: PubSubEmulator, clean_env: pytest.MonkeyPatch) -> I
     clean_env.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.host)
     topic = f"projects/{PROJECT}/topics/{unique('vip')}"
     subscription = f"projects/{PROJECT}/subscriptions/{unique('sub')}"
-    publisher = pubsub_v1.PublisherClient()
+    publisher = pubsub_v1.PublisherClient(
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+    )
     subscriber = pubsub_v1.SubscriberClient()
     try:
         publisher.create_topic(name=topic, timeout=10)
@@ -142,7 +167,7 @@ def channel(pubsub_emulator: PubSubEmulator, clean_env: pytest.MonkeyPatch) -> I
             timeout=10,
         )
         clean_env.setenv("MIRRORVIP_TOPIC", topic)
-        yield Channel(topic, subscription, subscriber)
+        yield Channel(topic, subscription, subscriber, publisher)
     finally:
         with contextlib.suppress(exceptions.GoogleAPICallError):
             subscriber.delete_subscription(subscription=subscription, timeout=10)

@@ -35,6 +35,7 @@ def test_file_values_and_defaults(tmp_path: Path) -> None:
     assert config == PublisherConfig(
         topic=TOPIC,
         budget_seconds=5.0,
+        total_seconds=60.0,
         identity_token=True,
         audience=f"//pubsub.googleapis.com/{TOPIC}",
         metadata_host=DEFAULT_METADATA_HOST,
@@ -43,11 +44,14 @@ def test_file_values_and_defaults(tmp_path: Path) -> None:
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     path = write(
-        tmp_path, f"[mirrorvip]\ntopic = {TOPIC}\nbudget_seconds = 3\nidentity_token = on\n"
+        tmp_path,
+        f"[mirrorvip]\ntopic = {TOPIC}\nbudget_seconds = 3\ntotal_seconds = 30\n"
+        "identity_token = on\n",
     )
     env = {
         "MIRRORVIP_CONFIG": str(path),
         "MIRRORVIP_BUDGET_SECONDS": "1.5",
+        "MIRRORVIP_TOTAL_SECONDS": "120",
         "MIRRORVIP_IDENTITY_TOKEN": "off",
         "MIRRORVIP_AUDIENCE": "https://vip.example",
         "GCE_METADATA_HOST": "127.0.0.1:8900",
@@ -55,7 +59,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
 
     config = load_config(env)
 
-    assert (config.budget_seconds, config.identity_token) == (1.5, False)
+    assert (config.budget_seconds, config.total_seconds, config.identity_token) == (1.5, 120, False)
     assert config.audience == "https://vip.example"
     assert config.metadata_host == "127.0.0.1:8900"
 
@@ -71,6 +75,8 @@ def test_the_shipped_example_is_valid() -> None:
         ({"MIRRORVIP_TOPIC": "mirror-vip"}, "MIRRORVIP_TOPIC: 'mirror-vip' is not projects/"),
         ({"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_BUDGET_SECONDS": "soon"}, "is not a number"),
         ({"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_BUDGET_SECONDS": "600"}, "outside 0.5..60"),
+        ({"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_TOTAL_SECONDS": "601"}, "outside 0.5..600"),
+        ({"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_TOTAL_SECONDS": "a minute"}, "is not a number"),
         ({"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_IDENTITY_TOKEN": "maybe"}, "is not on/off"),
         ({"MIRRORVIP_TOPIC": TOPIC, "GCE_METADATA_HOST": "http://x/"}, "GCE_METADATA_HOST"),
         ({"MIRRORVIP_CONFIG": "/nonexistent/mirrorvip.ini"}, "cannot read"),

@@ -14,10 +14,12 @@ from google.auth.transport.requests import Request
 from google.oauth2 import id_token
 
 from emulators.metadata import VM, MetadataEmulator
+from emulators.pubsub import PubSubEmulator
 from mirrorvip_publisher import PublishResult, heartbeat, notify_become_primary
 from mirrorvip_publisher.config import default_audience
 
 from .conftest import Channel
+from .tcp_proxy import HangingProxy
 
 pytestmark = pytest.mark.integration
 
@@ -91,19 +93,69 @@ def test_warm_calls_publish_in_order(channel: Channel, metadata_server: Metadata
     assert sum("identity" in path for path in paths) == 3
 
 
-def test_identity_token_failure_still_publishes_with_a_warning(
+def identity_requests(metadata_server: MetadataEmulator) -> int:
+    return sum("identity" in request.path for request in metadata_server.requests)
+
+
+def test_without_an_identity_token_nothing_is_sent_and_identity_is_named(
     channel: Channel, metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     metadata_server.fail(500, path_contains="identity")
-    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "2")
+    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
+    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "3")
 
+    started = time.monotonic()
     result = notify_become_primary(MIRROR, MEMBER)
+    elapsed = time.monotonic() - started
 
-    # The token step only gets part of the budget, so the event still goes out, without a token.
+    # Retried for the whole total, token included, then reported: not "published".
+    assert str(result).startswith("failed: identity: no identity token: "), str(result)
+    assert result.attempts >= 2
+    assert 3 - 1 <= elapsed <= 3 + SLACK_SECONDS, f"{elapsed:.2f} s: {result}"
+    assert identity_requests(metadata_server) > result.attempts  # retried inside attempts too
+    # The deployed function would reject and acknowledge a tokenless event: none was sent.
+    assert channel.published_so_far(MIRROR) == []
+
+
+def test_an_identity_token_that_comes_back_within_the_total_is_published(
+    channel: Channel, metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metadata_server.fail(500, path_contains="identity")
+    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
+    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "20")
+    # Heal once a whole attempt has failed on the token: the next attempt must fetch it again.
+    deadline = time.monotonic() + 15
+    healed_at: list[float] = []
+
+    def heal_after_a_failed_attempt() -> None:
+        while time.monotonic() < deadline and identity_requests(metadata_server) < 6:
+            time.sleep(0.01)  # polling interval
+        metadata_server.heal()
+        healed_at.append(time.monotonic())
+
+    healer = threading.Thread(target=heal_after_a_failed_attempt)
+    healer.start()
+    result = notify_become_primary(MIRROR, MEMBER)
+    returned = time.monotonic()
+    healer.join()
+
     assert result.ok, str(result)
-    assert "warning: no identity token" in str(result)
+    assert result.attempts >= 2
+    assert f", {result.attempts} attempts)" in str(result)
     [message] = channel.pull()
-    assert "identity_token" not in message.json()
+    assert message.message_id == result.message_id
+    assert message.json()["identity_token"].count(".") == 2
+    # After the heal, the next attempt starts within the largest retry pause.
+    assert returned - healed_at[0] <= 5 + SLACK_SECONDS
+
+
+def test_the_sentinel_check_sees_what_was_published_just_before(channel: Channel) -> None:
+    # What the "nothing was published" checks rely on: no time window, a message published
+    # a moment before is always seen.
+    channel.publisher.publish(channel.topic, b"early", ordering_key=MIRROR).result(timeout=10)
+    [early] = channel.published_so_far(MIRROR)
+    assert early.data == b"early"
+    assert channel.published_so_far(MIRROR) == []
 
 
 @pytest.fixture
@@ -127,6 +179,7 @@ def test_pubsub_unreachable_fails_within_budget(
 ) -> None:
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{closed_port}")
     monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1.5")
+    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "1.5")
 
     started = time.monotonic()
     result = notify_become_primary(MIRROR, MEMBER)
@@ -136,11 +189,49 @@ def test_pubsub_unreachable_fails_within_budget(
     assert "did not acknowledge within the 1.5 s budget" in str(result)
 
 
+@pytest.mark.usefixtures("channel", "metadata_server")
+def test_pubsub_unreachable_is_retried_until_the_total(
+    closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{closed_port}")
+    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
+    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "3")
+
+    started = time.monotonic()
+    result = notify_become_primary(MIRROR, MEMBER)
+
+    within_budget(result, started, 3)
+    assert time.monotonic() - started >= 3 - 1
+    assert result.stage == "publish"
+    assert result.attempts >= 2
+
+
+@pytest.mark.usefixtures("metadata_server")
+def test_a_hung_first_publish_leaves_time_for_a_retry_that_arrives(
+    channel: Channel, pubsub_emulator: PubSubEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "4")
+    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "4")  # one attempt: the retry is inside it
+    with HangingProxy(pubsub_emulator.host, hang=1) as proxy:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", proxy.host)
+
+        started = time.monotonic()
+        result = notify_become_primary(MIRROR, MEMBER)
+
+        assert result.ok, str(result)
+        assert time.monotonic() - started <= 4 + SLACK_SECONDS
+        assert result.attempts == 1
+        assert proxy.accepted >= 2  # the hung connection, then a new one
+    [message] = channel.published_so_far(MIRROR)
+    assert message.message_id == result.message_id
+
+
 def test_metadata_hanging_fails_within_budget(
     channel: Channel, metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     metadata_server.hang(30)
     monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
+    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "1")
 
     started = time.monotonic()
     result = notify_become_primary(MIRROR, MEMBER)
@@ -148,7 +239,7 @@ def test_metadata_hanging_fails_within_budget(
     within_budget(result, started, 1.0)
     assert result.stage == "metadata"
     assert "gave no answer" in str(result)
-    assert channel.pull(timeout=0.2) == []
+    assert channel.published_so_far(MIRROR) == []
 
 
 @pytest.mark.usefixtures("channel")
@@ -157,6 +248,7 @@ def test_metadata_500_fails_within_budget(
 ) -> None:
     metadata_server.fail(500)
     monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
+    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "1")
 
     started = time.monotonic()
     result = notify_become_primary(MIRROR, MEMBER)
@@ -172,6 +264,7 @@ def test_metadata_down_fails_within_budget(
 ) -> None:
     metadata_server.take_down()
     monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
+    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "1")
 
     started = time.monotonic()
     result = notify_become_primary(MIRROR, MEMBER)
@@ -206,11 +299,15 @@ def test_metadata_recovering_within_budget_still_publishes(
 def test_missing_metadata_value_is_named(metadata_server: MetadataEmulator) -> None:
     metadata_server.fail(404, path_contains="instance/id")
 
+    started = time.monotonic()
     result = notify_become_primary(MIRROR, MEMBER)
 
     assert not result.ok
     assert result.stage == "metadata"
     assert "answered 404 for instance/id" in str(result)
+    # A 4xx answer will not change: reported at once, not retried for the total (60 s).
+    assert result.attempts == 1
+    assert time.monotonic() - started < 2.5
 
 
 @pytest.mark.usefixtures("metadata_server")
@@ -225,6 +322,7 @@ def test_missing_topic_is_a_prompt_permanent_failure(
     assert time.monotonic() - started < 2.5
     assert result.stage == "publish"
     assert "NotFound" in str(result) or "NOT_FOUND" in str(result)
+    assert result.attempts == 1
 
 
 @pytest.mark.usefixtures("metadata_server")
@@ -250,7 +348,7 @@ def test_heartbeat_is_refused_outside_iris(channel: Channel) -> None:
     assert not result.ok
     assert result.stage == "primary_check"
     assert "not running inside IRIS" in str(result)
-    assert channel.pull(timeout=0.2) == []
+    assert channel.published_so_far(MIRROR) == []
 
 
 @pytest.mark.usefixtures("metadata_server")
@@ -258,7 +356,7 @@ def test_heartbeat_is_refused_on_a_backup(channel: Channel) -> None:
     result = heartbeat(MIRROR, MEMBER, is_primary=lambda: False)
 
     assert str(result).startswith("failed: primary_check: this member is not the primary")
-    assert channel.pull(timeout=0.2) == []
+    assert channel.published_so_far(MIRROR) == []
 
 
 @pytest.mark.usefixtures("metadata_server")

@@ -1,0 +1,86 @@
+"""render_function_env.py: the function timeout deploy.sh computes always leaves time to log.
+
+The function gives all its Compute operations `operation_timeout_seconds`, then needs a margin to
+read, write its outcome line and return; Cloud Functions kills an event-driven function at 540 s.
+Whatever operation deadline the function's own parser accepts, the rendered `--timeout` must
+cover deadline + margin and stay within 540 s, or the config is refused: never a silent cap.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vipmover.config import parse_config
+from vipmover.errors import ConfigError
+
+from .script import DEPLOY_DIR, PROJECT
+
+pytestmark = pytest.mark.unit
+
+
+def load_script() -> ModuleType:
+    """deploy/gcp/render_function_env.py is a script, not on the import path."""
+    spec = importlib.util.spec_from_file_location(
+        "render_function_env", DEPLOY_DIR / "render_function_env.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+RENDER = load_script()
+
+
+def example(**changes: Any) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((DEPLOY_DIR / "mirrors.example.yaml").read_text())
+    return document | changes
+
+
+def parser_accepts(document: dict[str, Any]) -> bool:
+    try:
+        parse_config(document, default_project=lambda: PROJECT)
+    except ConfigError:
+        return False
+    return True
+
+
+@given(st.floats(min_value=0, max_value=600, allow_nan=False) | st.integers(0, 600))
+def test_accepted_deadlines_leave_the_margin_within_540_s(operation_timeout: float) -> None:
+    document = example(operation_timeout_seconds=operation_timeout)
+    if not parser_accepts(example(operation_timeout_seconds=operation_timeout)):
+        with pytest.raises(ConfigError):
+            RENDER.render_document(document, PROJECT)
+        return
+    if operation_timeout > 480:
+        with pytest.raises(ConfigError, match=r"operation_timeout_seconds: .* at most 480"):
+            RENDER.render_document(document, PROJECT)
+        return
+    rendered = RENDER.render_document(document, PROJECT)
+    assert operation_timeout + 60 <= rendered.timeout_s <= 540
+    assert rendered.timeout_s == math.ceil(operation_timeout) + 60
+
+
+@pytest.mark.parametrize(("operation_timeout", "timeout"), [(1, 61), (240, 300), (480, 540)])
+def test_the_timeout_is_the_deadline_plus_60_s(operation_timeout: int, timeout: int) -> None:
+    rendered = RENDER.render_document(example(operation_timeout_seconds=operation_timeout), PROJECT)
+    assert rendered.timeout_s == timeout
+
+
+def test_the_mirror_count_is_reported() -> None:
+    mirrors = example()["mirrors"]
+    second = {"MIRRORB": mirrors["IRISMIRROR"] | {"private_vip": "10.0.0.251/32"}}
+    second["MIRRORB"].pop("public_ip")
+    rendered = RENDER.render_document(example(mirrors=mirrors | second), PROJECT)
+    assert rendered.mirrors == 2
