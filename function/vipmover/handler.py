@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from .compute import ComputeGateway
-from .config import Config
+from .config import Config, InstanceRef, MirrorConfig
 from .errors import EventRejected, PermanentError, RetryableError
-from .event import format_rfc3339, parse_event, unwrap_message
+from .event import MirrorEvent, PubSubMessage, format_rfc3339, parse_event, unwrap_message
 from .identity import CertsCache, verify_identity
 from .mover import Mover, MoveReport
 from .outcome import Outcome
@@ -47,8 +47,22 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
     outcome = Outcome(event_id=event_id)
     report = MoveReport()
     try:
+        message = unwrap_message(data)
+        event = parse_event(message.data)
+        _describe(outcome, message, event)
+        mirror, target = authorize(app.config, event)
+        outcome.mirror, outcome.vip, outcome.from_member = mirror.name, mirror.vip, True
+        outcome.identity = _check_identity(app, event, message, source)
         mover = Mover(gateway, app.config.operation_timeout_s)
-        _handle(app, mover, event_id, data, source, outcome, report)
+        heartbeat = event.type == "heartbeat"
+        outcome.outcome = mover.move(
+            mirror,
+            target,
+            outcome.event_id,
+            report,
+            _event_time_ms(message, event),
+            heartbeat=heartbeat,
+        )
     except EventRejected as err:
         outcome.outcome, outcome.error, outcome.error_reason = "rejected", str(err), err.reason
     except PermanentError as err:
@@ -72,27 +86,15 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
     return outcome
 
 
-def _handle(
-    app: App,
-    mover: Mover,
-    event_id: str,
-    data: Any,
-    source: str | None,
-    outcome: Outcome,
-    report: MoveReport,
-) -> None:
-    message = unwrap_message(data)
-    outcome.event_id = event_id or message.message_id
-    if message.publish_time:
-        outcome.publish_time = format_rfc3339(message.publish_time)
-    event = parse_event(message.data)
-    outcome.event_type, outcome.mirror, outcome.member = event.type, event.mirror, event.member
-    outcome.occurred_at = format_rfc3339(event.occurred_at)
-    outcome.to_instance = str(event.instance)
-    mirror = app.config.mirror(event.mirror)
+def authorize(config: Config, event: MirrorEvent) -> tuple[MirrorConfig, InstanceRef]:
+    """The configured mirror and member that the event names, or why it may not act.
+
+    Raises:
+        EventRejected: `unknown_mirror`, `wrong_project` or `not_a_member`.
+    """
+    mirror = config.mirror(event.mirror)
     if mirror is None:
         raise EventRejected("unknown_mirror", f"mirror {event.mirror!r} is not configured")
-    outcome.vip = mirror.vip
     if event.instance.project != mirror.project:
         raise EventRejected(
             "wrong_project",
@@ -103,22 +105,37 @@ def _handle(
         raise EventRejected(
             "not_a_member", f"{event.instance} is not a configured member of mirror {mirror.name}"
         )
-    outcome.mirror, outcome.from_member = mirror.name, True
-    if app.config.identity.required:
-        verify_identity(
-            event.identity_token,
-            event,
-            config=app.config.identity,
-            source=source,
-            publish_time=message.publish_time,
-            certs=app.certs,
-        )
-        outcome.identity = "verified"
-    else:
-        outcome.identity = "not_required"
-    published = message.publish_time or event.occurred_at
-    # Whole milliseconds, truncated as the log line's times are: a redelivery compares equal.
-    event_time_ms = (published - EPOCH) // timedelta(milliseconds=1)
-    outcome.outcome = mover.move(
-        mirror, target, outcome.event_id, report, event_time_ms, heartbeat=event.type == "heartbeat"
+    return mirror, target
+
+
+def _describe(outcome: Outcome, message: PubSubMessage, event: MirrorEvent) -> None:
+    """What the event says, for the line, whatever happens next."""
+    outcome.event_id = outcome.event_id or message.message_id
+    if message.publish_time:
+        outcome.publish_time = format_rfc3339(message.publish_time)
+    outcome.event_type, outcome.mirror, outcome.member = event.type, event.mirror, event.member
+    outcome.occurred_at = format_rfc3339(event.occurred_at)
+    outcome.to_instance = str(event.instance)
+
+
+def _check_identity(
+    app: App, event: MirrorEvent, message: PubSubMessage, source: str | None
+) -> Literal["verified", "not_required"]:
+    if not app.config.identity.required:
+        return "not_required"
+    verify_identity(
+        event.identity_token,
+        event,
+        config=app.config.identity,
+        source=source,
+        publish_time=message.publish_time,
+        certs=app.certs,
     )
+    return "verified"
+
+
+def _event_time_ms(message: PubSubMessage, event: MirrorEvent) -> int:
+    """Pub/Sub's publish time in whole milliseconds, truncated as the log line's times are, so
+    that a redelivery compares equal."""
+    published = message.publish_time or event.occurred_at
+    return (published - EPOCH) // timedelta(milliseconds=1)

@@ -13,6 +13,7 @@ checked against the plan.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import threading
 import time
@@ -44,6 +45,7 @@ from .event import format_rfc3339
 from .plan import (
     AddressState,
     Mark,
+    MarkDecision,
     MovePlan,
     NicState,
     PublicIpPlan,
@@ -126,53 +128,56 @@ class Mover:
                 is not.
         """
         deadline = time.monotonic() + self.operation_timeout_s
-        label = mark_label(mirror.name)
         event = Mark(event_time_ms, target) if event_time_ms is not None else None
-        stale: Mark | None = None
+        goal = _Goal(mark_label(mirror.name), target, event, heartbeat)
         moved = False
         for _ in range(MAX_ROUNDS):
-            seen = self._read(mirror, deadline, report)
-            newest = newest_mark(seen.nics, label)
-            decision = decide_mark(event, newest, target, heartbeat=heartbeat)
-            if decision.stale:
-                stale = event
-                report.actions.append(f"superseded_by:{decision.target.name}")
-            target, event = decision.target, decision.event
-            _check_target(seen.nics[target])
-            plan = self._plan(mirror, target, seen, deadline)
-            if report.from_instance is None and plan.previous_holder:
-                report.from_instance = str(plan.previous_holder)
-            if not plan.changes and not decision.record:
-                if stale is not None and not moved:
-                    raise EventRejected(
-                        "stale_heartbeat" if heartbeat else "stale_event",
-                        _stale_message(stale, newest, heartbeat=heartbeat),
-                    )
-                break
-            self._apply(
-                mirror, plan, seen, event if decision.record else None, event_key, report, deadline
-            )
-            moved = moved or plan.changes
-            started = time.monotonic()
-            after = self._read_back(mirror, seen.nics, deadline)
-            report.step("verify", started)
-            successor = superseded_by(event, target, newest_mark(after, label))
-            if successor is not None:
-                # A newer event was recorded while we moved: converge on its member, as its own
-                # handler does, so that whichever finishes last leaves the VIP there.
-                report.actions.append(f"superseded_by:{successor.holder.name}")
-                target, event = successor.holder, None
+            result = self._round(mirror, goal, event_key, report, deadline)
+            goal, moved = result.goal, moved or result.changed
+            if not result.settled:
                 continue
-            if not _divergences(mirror, plan, seen.nics, after):
-                break
-            # Someone changed the NICs while we wrote: read again and plan again.
-        else:
-            raise NotConverged(
-                f"{mirror.name}: not converged after {MAX_ROUNDS} rounds: "
-                + "; ".join(_divergences(mirror, plan, seen.nics, after))
-            )
-        _raise_public_problem(mirror, plan, seen, report)
-        return "moved" if moved else "already_in_place"
+            if goal.stale is not None and not moved:
+                raise EventRejected(
+                    "stale_heartbeat" if heartbeat else "stale_event",
+                    _stale_message(goal.stale, result.newest, heartbeat=heartbeat),
+                )
+            _raise_public_problem(mirror, result.plan, result.seen, report)
+            return "moved" if moved else "already_in_place"
+        raise NotConverged(
+            f"{mirror.name}: not converged after {MAX_ROUNDS} rounds: " + "; ".join(result.problems)
+        )
+
+    def _round(
+        self, mirror: MirrorConfig, goal: _Goal, event_key: str, report: MoveReport, deadline: float
+    ) -> _Round:
+        """Read, decide, and if anything must change, write and read back once."""
+        seen = self._read(mirror, deadline, report)
+        newest = newest_mark(seen.nics, goal.label)
+        decision = decide_mark(goal.event, newest, goal.target, heartbeat=goal.heartbeat)
+        if decision.stale:
+            report.actions.append(f"superseded_by:{decision.target.name}")
+        goal = goal.decided(decision)
+        _check_target(seen.nics[goal.target])
+        plan = self._plan(mirror, goal.target, seen, deadline)
+        if report.from_instance is None and plan.previous_holder:
+            report.from_instance = str(plan.previous_holder)
+        if not plan.changes and not decision.record:
+            return _Round(goal, plan, seen, newest, settled=True, changed=False)
+        mark = goal.event if decision.record else None
+        self._apply(mirror, plan, seen, mark, event_key, report, deadline)
+        started = time.monotonic()
+        after = self._read_back(mirror, seen.nics, deadline)
+        report.step("verify", started)
+        successor = superseded_by(goal.event, goal.target, newest_mark(after, goal.label))
+        if successor is not None:
+            # A newer event was recorded while we moved: converge on its member, as its own
+            # handler does, so that whichever finishes last leaves the VIP there.
+            report.actions.append(f"superseded_by:{successor.holder.name}")
+            goal = dataclasses.replace(goal, target=successor.holder, event=None)
+            return _Round(goal, plan, seen, newest, settled=False, changed=plan.changes)
+        # Someone may have changed the NICs while we wrote: then read again and plan again.
+        problems = _divergences(mirror, plan, seen.nics, after)
+        return _Round(goal, plan, seen, newest, not problems, plan.changes, tuple(problems))
 
     def _apply(
         self,
@@ -261,6 +266,35 @@ class Mover:
                 for ref in readable
             ]
             return {ref: future.result() for ref, future in zip(readable, reads, strict=True)}
+
+
+@dataclass(frozen=True)
+class _Goal:
+    """Where the VIP must go, for which event, as the rounds of one move learn more."""
+
+    label: str
+    target: InstanceRef
+    event: Mark | None
+    heartbeat: bool
+    stale: Mark | None = None
+    """The event, once it turned out older than the newest mark (it then moves nothing)."""
+
+    def decided(self, decision: MarkDecision) -> _Goal:
+        stale = self.event if decision.stale else self.stale
+        return dataclasses.replace(self, target=decision.target, event=decision.event, stale=stale)
+
+
+@dataclass(frozen=True)
+class _Round:
+    """What one round did and whether the state is now settled."""
+
+    goal: _Goal
+    plan: MovePlan
+    seen: _Seen
+    newest: Mark | None
+    settled: bool
+    changed: bool
+    problems: tuple[str, ...] = ()
 
 
 @dataclass
