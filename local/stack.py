@@ -44,6 +44,7 @@ from emulators.metadata import VM, MetadataEmulator
 from emulators.process import free_port
 from emulators.pubsub import PubSubEmulator
 from emulators.service import Service
+from local.cold_start import OnDemandFunction
 from local.function_process import FunctionProcess
 from local.mirrors import (
     DEFAULT_PROJECT,
@@ -102,6 +103,9 @@ class StackOptions:
     subscription filters, so sharding by mirror is not possible). `relay`: a pull subscription
     drained by `PushRelay` threads that POST the same envelope, for Eventarc-like parallelism."""
     relay_threads: int = 32
+    cold_function: bool = False
+    """Start the function on the first push (and again after it was stopped), as Cloud Run
+    starts an instance: every failover then pays the function's cold start."""
 
 
 class LocalStack(Service):
@@ -139,6 +143,7 @@ class LocalStack(Service):
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._saved_env: dict[str, str | None] = {}
         self._relay: PushRelay | None = None
+        self._front: OnDemandFunction | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -152,9 +157,14 @@ class LocalStack(Service):
             self._set_env("PUBSUB_EMULATOR_HOST", self.pubsub.host)
             self.function_port = free_port()
             self.function = FunctionProcess(
-                self.function_port, self.function_env(), self.workdir / "function.log"
+                free_port() if self.options.cold_function else self.function_port,
+                self.function_env(),
+                self.workdir / "function.log",
             )
-            self.function.start()
+            if self.options.cold_function:
+                self._front = OnDemandFunction(self.function_port, self.function).start()
+            else:
+                self.function.start()
             self._create_topic_and_push_subscription()
         except BaseException:
             self.stop()
@@ -167,6 +177,8 @@ class LocalStack(Service):
         steps: list[Callable[[], None]] = []
         if self._relay is not None:
             steps.append(self._relay.stop)
+        if self._front is not None:
+            steps.append(self._front.stop)
         if self.function is not None:
             steps.append(self.function.stop)
         steps += [self.pubsub.stop, self._forget_publisher_clients, self.metadata.stop]
