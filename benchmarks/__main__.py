@@ -1,7 +1,9 @@
 """`python -m benchmarks [NAME ...]`: run benchmarks, print their tables, write results/.
 
 Names: mover (one failover at 1 s op latency against the floor), publisher (the ZMIRROR
-callback's time), failover (end to end through the local stack, cold start, 20 mirrors).
+callback's time), failover (end to end through the local stack, 20 mirrors), cold_start (the
+function's start beside a bare functions-framework and the release before, and a failover that
+lands on a cold function).
 With no name, all of them run in that order.
 """
 
@@ -15,6 +17,7 @@ BENCHMARKS = {
     "mover": "benchmarks.mover_bench",
     "publisher": "benchmarks.publisher_bench",
     "failover": "benchmarks.failover_bench",
+    "cold_start": "benchmarks.cold_start_bench",
 }
 
 

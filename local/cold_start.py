@@ -21,6 +21,13 @@ FORWARD_TIMEOUT_S = 600.0
 """As long as a push may wait for the function (the deployed ack deadline)."""
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A pusher closing its keep-alive connection is not an error worth a traceback."""
+
+
 class OnDemandFunction(Service):
     """An HTTP front on `port` that starts `function` (on its own port) when a request needs it.
 
@@ -54,7 +61,7 @@ class OnDemandFunction(Service):
                 self.end_headers()
                 self.wfile.write(answer)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Forward)
+        self._server = _QuietServer(("127.0.0.1", self.port), Forward)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self

@@ -48,12 +48,25 @@ class FunctionProcess:
         env: Extra environment (MIRROR_CONFIG, COMPUTE_API_ENDPOINT, THREADS, ...).
         log_path: Where stdout and stderr go; outcome lines are parsed from it. Appended to, so
             a restarted function keeps one log.
+        source: The function's source file; another one only for the cold-start benchmark
+            (a bare hello-world function, an earlier release).
+        target: The function to serve in `source`.
     """
 
-    def __init__(self, port: int, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        port: int,
+        env: Mapping[str, str],
+        log_path: Path,
+        *,
+        source: Path = FUNCTION_SOURCE,
+        target: str = "on_mirror_event",
+    ) -> None:
         self.port = port
         self.env = dict(env)
         self.log_path = log_path
+        self.source = source
+        self.target = target
         self._group: ProcessGroup | None = None
         self.started_at = 0.0
         self.ready_at = 0.0
@@ -71,8 +84,8 @@ class FunctionProcess:
             sys.executable,
             "-m",
             "functions_framework",
-            "--target=on_mirror_event",
-            f"--source={FUNCTION_SOURCE}",
+            f"--target={self.target}",
+            f"--source={self.source}",
             "--signature-type=cloudevent",
             "--host=127.0.0.1",
             f"--port={self.port}",
@@ -85,12 +98,12 @@ class FunctionProcess:
             raise StartupError("function already running")
         env = os.environ.copy() | self.env
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(FUNCTION_DIR), *filter(None, [env.get("PYTHONPATH")])]
+            [str(self.source.parent), *filter(None, [env.get("PYTHONPATH")])]
         )
         env["PYTHONUNBUFFERED"] = "1"
         self.started_at = time.monotonic()
         self._group = ProcessGroup(
-            "function", self.command(), self.log_path, env=env, cwd=FUNCTION_DIR
+            "function", self.command(), self.log_path, env=env, cwd=self.source.parent
         )
         try:
             self._group.wait_for_port("127.0.0.1", self.port, timeout)
