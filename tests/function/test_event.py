@@ -120,7 +120,6 @@ def test_unwrap_message_reads_pubsub_fields() -> None:
     assert message.data == b"{}"
     assert message.message_id == "123"
     assert message.publish_time == datetime(2026, 11, 25, 12, 0, 1, 123456, tzinfo=UTC)
-    assert message.attributes == {"mirror": "IRISMIRROR"}
 
 
 @pytest.mark.parametrize(
