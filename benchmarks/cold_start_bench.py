@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.failover_bench import one_move
+from benchmarks.results import write_results
 from emulators.process import free_port
 from local.function_process import FUNCTION_SOURCE, FunctionProcess
 from local.mirrors import mirror_config, mirror_layout
@@ -183,8 +184,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     cold = cold_failovers(args.cold_runs)
     text = render(starts, cold)
     print(text)
-    args.out.mkdir(exist_ok=True)
-    (args.out / "cold_start.md").write_text(text, encoding="utf-8")
-    report = {"function_start": starts, "cold_failover": cold}
-    (args.out / "cold_start.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_results(args.out, "cold_start", text, {"function_start": starts, "cold_failover": cold})
     return 0 if starts["target_met"] and cold["target_met"] else 1

@@ -9,9 +9,7 @@ function/main.py in a subprocess, and the Compute emulator with a fixed operatio
   latency; medians of several runs alternating failover and failback. The floor is two
   sequential operations (remove, then add) = 2 x latency; target <= floor + 1 s at 2 s.
 * API calls by method per failover (the emulator's own count, not the function's).
-* function cold start: functions-framework start to port accepting, and the import of the
-  function module (which also parses the config and builds the Compute clients) beside a bare
-  `import google.cloud.compute_v1`, each in a fresh interpreter.
+* the function's cold start, and a failover landing on a cold function: `cold_start_bench`.
 * scale: 20 mirrors (40 VMs) served by one deployment fail over at once (a zone outage); total
   time beside a single failover on the same stack; target <= 1.5 x. The emulator's push handles
   two messages at a time, so this part delivers through `PushRelay` (pull + parallel POSTs).
@@ -23,11 +21,9 @@ results/failover.md and results/failover.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -36,8 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from emulators.process import free_port
-from local.function_process import FUNCTION_DIR, FunctionProcess
+from benchmarks.results import write_results
 from local.mirrors import mirror_layout
 from local.stack import LocalStack, StackError, StackOptions, holds_everything
 from local.timeline import Published, milestones
@@ -53,12 +48,6 @@ FUNCTION_THREADS = 32
 """gunicorn threads in the one function process: Cloud Functions would run up to max-instances
 single-request instances side by side; 32 threads let all 20 events of the scale run in parallel."""
 
-IMPORT_PROBE = """
-import sys, time
-started = time.perf_counter()
-import {module}
-print(time.perf_counter() - started)
-"""
 
 JsonDict = dict[str, Any]
 
@@ -213,55 +202,6 @@ def _concurrent_moves(stack: LocalStack, to: dict[str, str]) -> JsonDict:
 
 
 # --------------------------------------------------------------------------------------------------
-# Cold start
-
-
-def cold_start(stack: LocalStack, runs: int, workdir: Path) -> JsonDict:
-    """Start a second function process `runs` times against the same emulator; time imports."""
-    env = stack.function_env()
-    ready = []
-    for index in range(runs):
-        function = FunctionProcess(free_port(), env, workdir / f"cold-{index}.log")
-        try:
-            function.start()
-            ready.append(function.ready_at - function.started_at)
-        finally:
-            function.stop()
-    probe_env = os.environ.copy() | env
-    probe_env["PYTHONPATH"] = str(FUNCTION_DIR)
-    imports = {
-        "main (function module: config + clients)": "main",
-        "google.cloud.compute_v1 (bare)": "google.cloud.compute_v1",
-        "functions_framework (bare)": "functions_framework",
-    }
-    timings = {
-        label: [_import_seconds(m, probe_env) for _ in range(runs)] for label, m in imports.items()
-    }
-    return {
-        "runs": runs,
-        "median_process_to_ready_s": median(ready),
-        "process_to_ready_s": ready,
-        "median_import_s": {label: median(values) for label, values in timings.items()},
-        "import_s": timings,
-    }
-
-
-def _import_seconds(module: str, env: dict[str, str]) -> float:
-    done = subprocess.run(
-        [sys.executable, "-c", IMPORT_PROBE.format(module=module)],
-        cwd=FUNCTION_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise StackError(f"import {module} failed:\n{done.stderr[-2000:]}")
-    return float(done.stdout.strip().splitlines()[-1])
-
-
-# --------------------------------------------------------------------------------------------------
 # Report
 
 
@@ -311,18 +251,6 @@ def render_markdown(report: JsonDict) -> str:
     ]
     for method, row in report["api_calls_per_failover"].items():
         lines.append(f"| `{method}` | {row['median']:g} | {row['min']} | {row['max']} |")
-    cold = report["cold_start"]
-    lines += [
-        "",
-        "## Function cold start (fresh processes, medians)",
-        "",
-        "| what | seconds |",
-        "|---|---|",
-        "| functions-framework start -> port accepting "
-        f"| {cold['median_process_to_ready_s']:.3f} |",
-    ]
-    for label, seconds in cold["median_import_s"].items():
-        lines.append(f"| import {label} | {seconds:.3f} |")
     sc = report["scale"]
     single = report["scale_single_reference"]
     verdict = "met" if sc["target_met"] else "MISSED"
@@ -357,7 +285,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=6, help="moves per latency (>= 5)")
     parser.add_argument("--scale-mirrors", type=int, default=20)
     parser.add_argument("--scale-runs", type=int, default=3)
-    parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=REPO / "results")
     return parser.parse_args(list(argv) if argv is not None else None)
 
@@ -377,8 +304,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"end to end at {latency:g} s operation latency, {args.runs} runs ...", flush=True
             )
             rows.append(end_to_end(stack, latency, args.runs))
-        print(f"cold start, {args.cold_runs} runs ...", flush=True)
-        cold = cold_start(stack, args.cold_runs, stack.workdir)
     details = [run for row in rows for run in row["details"]]
     print(
         f"starting the local stack ({len(layouts)} mirrors, {2 * len(layouts)} VMs, "
@@ -413,14 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "function_threads": FUNCTION_THREADS,
         "end_to_end": rows,
         "api_calls_per_failover": api_calls(details),
-        "cold_start": cold,
         "scale": sc,
         "scale_single_reference": single,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(report)
-    (args.out / "failover.md").write_text(markdown)
-    (args.out / "failover.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_results(args.out, "failover", markdown, report)
     print(markdown)
     print(f"wrote {args.out / 'failover.md'} and {args.out / 'failover.json'}")
     e2e_met = next(r for r in rows if "target_met" in r)["target_met"]

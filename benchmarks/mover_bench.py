@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.results import write_results
 from emulators.compute import ComputeEmulator
 from local.events import became_primary, cloud_event
 from local.function_process import FUNCTION_SOURCE, outcome_lines
@@ -136,11 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     measured_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     table = render(result, measured_at)
     print(table)
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "mover.md").write_text(table, encoding="utf-8")
-    (args.results / "mover.json").write_text(
-        json.dumps(result | {"measured_at": measured_at}, indent=2) + "\n", encoding="utf-8"
-    )
+    write_results(args.results, "mover", table, result | {"measured_at": measured_at})
     return 0 if result["ratio"] <= TARGET_RATIO else 1
 
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.results import write_results
 from emulators.metadata import VM, MetadataEmulator
 from emulators.pubsub import PubSubEmulator, create_topics
 
@@ -180,9 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(max(5, args.runs), args.down_budget)
     markdown = render_markdown(results)
     print(markdown)
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "publisher.md").write_text(markdown)
-    (args.results / "publisher.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.results, "publisher", markdown, results)
     met = all(
         results[key]["meets_target"] and results[key]["all_outcomes_as_expected"]
         for key in ("cold", "warm", "pubsub_down")

@@ -58,10 +58,7 @@ def test_transient_reasons_that_last_ask_for_redelivery(
 
     failed = function.deliver(event)
 
-    assert failed.status == 500
-    assert failed.outcome["outcome"] == "failed"
-    assert failed.outcome["retry"] is True
-    assert failed.outcome["error_reason"] == "ApiUnavailable"
+    failed.assert_failed("ApiUnavailable", retry=True)
     assert reason in failed.outcome["error"]
     assert mirrors.VIP in aliases(compute, mirrors.primary())
 
@@ -84,10 +81,7 @@ def test_a_real_permission_denial_is_permanent(
 
     delivery = function.deliver(cloud_event(became_primary(mirrors.backup())))
 
-    assert delivery.status == 200
-    assert delivery.outcome["outcome"] == "failed"
-    assert delivery.outcome["retry"] is False
-    assert delivery.outcome["error_reason"] == "RequestRefused"
+    delivery.assert_failed("RequestRefused", retry=False)
 
 
 def test_a_fingerprint_race_on_an_access_config_call_is_one_retryable_line(
@@ -98,10 +92,7 @@ def test_a_fingerprint_race_on_an_access_config_call_is_one_retryable_line(
 
     delivery = function.deliver(cloud_event(became_primary(mirrors.backup())))  # one line
 
-    assert delivery.status == 500
-    assert delivery.outcome["outcome"] == "failed"
-    assert delivery.outcome["retry"] is True
-    assert delivery.outcome["error_reason"] == "FingerprintRace"
+    delivery.assert_failed("FingerprintRace", retry=True)
 
 
 def test_a_garbled_answer_is_retried_in_the_call(
@@ -123,9 +114,7 @@ def test_a_garbled_answer_that_lasts_is_one_retryable_line(
 
     delivery = function.deliver(cloud_event(became_primary(mirrors.backup())))
 
-    assert delivery.status == 500
-    assert delivery.outcome["retry"] is True
-    assert delivery.outcome["error_reason"] == "ApiUnavailable"
+    delivery.assert_failed("ApiUnavailable", retry=True)
     assert "not the API's JSON" in delivery.outcome["error"]
     assert mirrors.VIP in aliases(compute, mirrors.primary())
 
@@ -186,9 +175,7 @@ def test_vip_held_outside_the_mirror_is_retryable_and_says_who_may_hold_it(
 
     delivery = function.deliver(cloud_event(became_primary(backup)))
 
-    assert delivery.status == 500
-    assert delivery.outcome["retry"] is True
-    assert delivery.outcome["error_reason"] == "AddressInUse"
+    delivery.assert_failed("AddressInUse", retry=True)
     assert "IP_IN_USE_BY_ANOTHER_RESOURCE" in delivery.outcome["error"]
     assert "a resource outside mirror IRISMIRROR" in delivery.outcome["error"]
     assert aliases(compute, backup) == []

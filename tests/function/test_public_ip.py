@@ -26,12 +26,9 @@ DELETE_CONFIG = "compute.instances.deleteAccessConfig"
 
 
 def assert_vip_moved_but_not_the_public_ip(delivery: Delivery, *, retry: bool) -> None:
-    outcome = delivery.outcome
-    assert outcome["outcome"] == "failed"
-    assert outcome["retry"] is retry
-    assert outcome["error_reason"] == ("PublicIpUnavailable" if retry else "PublicIpRefused")
-    assert "add_alias:isc-backup-001" in outcome["actions"]
-    assert f"VIP {mirrors.VIP} is on isc-backup-001" in outcome["error"]
+    delivery.assert_failed("PublicIpUnavailable" if retry else "PublicIpRefused", retry=retry)
+    assert "add_alias:isc-backup-001" in delivery.outcome["actions"]
+    assert f"VIP {mirrors.VIP} is on isc-backup-001" in delivery.outcome["error"]
 
 
 def test_restore_ephemeral_false_leaves_the_old_primary_without_external_ip(

@@ -58,71 +58,44 @@ def move_with_the_client_library(emulator: ComputeEmulator, labels: dict[str, st
     )
     project = mirrors.PROJECT
 
-    def done(zone: str, operation: Any) -> None:
-        result = operations.wait(project=project, zone=zone, operation=operation.name)
+    def call(member: Any, method: str, **fields: Any) -> None:
+        """One instance mutation, waited for; it must succeed."""
+        send = getattr(instances, method)
+        operation = send(project=project, zone=member.zone, instance=member.name, **fields)
+        result = operations.wait(project=project, zone=member.zone, operation=operation.name)
         assert not result.error.errors, result.error
 
-    def nic(member: Any) -> compute_v1.NetworkInterface:
-        got = instances.get(project=project, zone=member.zone, instance=member.name)
-        return got.network_interfaces[0]
+    def read(member: Any) -> compute_v1.Instance:
+        return instances.get(project=project, zone=member.zone, instance=member.name)
 
     def set_aliases(member: Any, ranges: list[str]) -> None:
         body = compute_v1.NetworkInterface(
-            fingerprint=nic(member).fingerprint,
+            fingerprint=read(member).network_interfaces[0].fingerprint,
             alias_ip_ranges=[compute_v1.AliasIpRange(ip_cidr_range=r) for r in ranges],
         )
-        done(
-            member.zone,
-            instances.update_network_interface(
-                project=project,
-                zone=member.zone,
-                instance=member.name,
-                network_interface="nic0",
-                network_interface_resource=body,
-            ),
+        call(
+            member,
+            "update_network_interface",
+            network_interface="nic0",
+            network_interface_resource=body,
         )
 
     def add_config(member: Any, **fields: str) -> None:
         config = compute_v1.AccessConfig(type_="ONE_TO_ONE_NAT", **fields)
-        done(
-            member.zone,
-            instances.add_access_config(
-                project=project,
-                zone=member.zone,
-                instance=member.name,
-                network_interface="nic0",
-                access_config_resource=config,
-            ),
-        )
+        call(member, "add_access_config", network_interface="nic0", access_config_resource=config)
 
     set_aliases(PRIMARY, [OTHER])
-    done(
-        PRIMARY.zone,
-        instances.delete_access_config(
-            project=project,
-            zone=PRIMARY.zone,
-            instance=PRIMARY.name,
-            access_config=mirrors.STATIC_NAME,
-            network_interface="nic0",
-        ),
+    call(
+        PRIMARY, "delete_access_config", access_config=mirrors.STATIC_NAME, network_interface="nic0"
     )
     set_aliases(BACKUP, [mirrors.VIP])
     add_config(BACKUP, name=mirrors.STATIC_NAME, nat_i_p=mirrors.STATIC_IP, network_tier="PREMIUM")
     add_config(PRIMARY, name="External NAT")
     for member in (PRIMARY, BACKUP):
-        fingerprint = instances.get(
-            project=project, zone=member.zone, instance=member.name
-        ).label_fingerprint
-        request = compute_v1.InstancesSetLabelsRequest(labels=labels, label_fingerprint=fingerprint)
-        done(
-            member.zone,
-            instances.set_labels(
-                project=project,
-                zone=member.zone,
-                instance=member.name,
-                instances_set_labels_request_resource=request,
-            ),
+        request = compute_v1.InstancesSetLabelsRequest(
+            labels=labels, label_fingerprint=read(member).label_fingerprint
         )
+        call(member, "set_labels", instances_set_labels_request_resource=request)
 
 
 def test_the_gateway_and_the_client_library_make_the_same_move() -> None:

@@ -20,6 +20,11 @@ class Delivery:
     status: int
     outcome: dict[str, Any]
 
+    def assert_failed(self, reason: str, *, retry: bool) -> None:
+        """A `failed` line with this `error_reason`; a retry answers 500 so Pub/Sub redelivers."""
+        assert (self.status, self.outcome["outcome"]) == (500 if retry else 200, "failed")
+        assert (self.outcome["retry"], self.outcome["error_reason"]) == (retry, reason)
+
 
 class FunctionUnderTest:
     """`on_mirror_event` loaded from function/main.py with the current environment."""
