@@ -3,7 +3,9 @@
 The private VIP and the public IP move concurrently, each as a short chain of operations:
 
     private:  remove VIP from every other holder (in parallel) -> add VIP to the new primary
-    public:   release the static IP + drop the new primary's ephemeral IP -> attach the static IP
+    public:   release the static IP + drop the new primary's ephemeral IP
+              -> attach the static IP + give the old holder an ephemeral IP back
+    mark:     the event's time and member, as a label on every member
 
 Each NIC write is read-modify-write with the NIC's fingerprint; a 412 re-reads and retries, so
 an alias added by someone else in the meantime is kept. When nothing needs to change, nothing
