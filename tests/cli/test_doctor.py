@@ -198,9 +198,7 @@ def test_non_members_holding_the_vip_or_the_static_ip_are_problems(
     assert ("outsiders", "web-2 holds the static IP") in problems
 
 
-def test_a_missing_permission_of_the_role_is_a_problem(
-    cli: Cli, compute: ComputeEmulator
-) -> None:
+def test_a_missing_permission_of_the_role_is_a_problem(cli: Cli, compute: ComputeEmulator) -> None:
     compute.deny_permissions("compute.instances.setLabels", "compute.addresses.use")
 
     code, found = checks(cli)

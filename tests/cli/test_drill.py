@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,10 +40,10 @@ def stack(running_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyP
     return running_stack
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     capsys.readouterr()
     code = main([*args, "--json"])
-    document: dict[str, object] = json.loads(capsys.readouterr().out)
+    document: dict[str, Any] = json.loads(capsys.readouterr().out)
     return code, document
 
 
@@ -70,7 +71,7 @@ def test_a_drill_moves_the_vip_and_prints_its_timeline(
 ) -> None:
     code, doc = run(capsys, *drill_args(stack, "isc-backup-001"))
 
-    [result] = doc["mirrors"]  # type: ignore[misc]
+    [result] = doc["mirrors"]
     assert code == 0
     assert result["arrived"] is True
     assert result["identity_token"] is True
@@ -94,7 +95,7 @@ def test_a_drill_that_does_not_arrive_fails_with_the_outcome_line(
 
     code, doc = run(capsys, *drill_args(stack, "isc-backup-001", timeout="4"))
 
-    [result] = doc["mirrors"]  # type: ignore[misc]
+    [result] = doc["mirrors"]
     assert code == 1
     assert result["arrived"] is False
     assert result["outcome"]["outcome"] == "rejected"
@@ -107,15 +108,17 @@ def test_a_drill_without_an_identity_token_is_refused_before_publishing(
     code, doc = run(capsys, "drill", "--to", "isc-backup-001", "--topic", stack.topic)
 
     assert code == 2
-    assert "identity tokens" in doc["mirrors"][0]["error"]  # type: ignore[index]
+    assert "identity tokens" in doc["mirrors"][0]["error"]
 
 
 def test_doctor_on_the_healthy_stack_reports_no_problem(
     stack: LocalStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, doc = run(capsys, "doctor", "--topic", stack.topic, "--pubsub-endpoint", stack.pubsub.host)
+    code, doc = run(
+        capsys, "doctor", "--topic", stack.topic, "--pubsub-endpoint", stack.pubsub.host
+    )
 
-    checks = doc["mirrors"][0]["checks"]  # type: ignore[index]
+    checks = doc["mirrors"][0]["checks"]
     assert code == 0
     assert [c["name"] for c in checks if c["level"] != "ok"] == ["vip_reserved"]
     assert {"name": "topic", "level": "ok", "detail": f"{stack.topic} exists", "fix": ""} in checks
@@ -128,6 +131,6 @@ def test_doctor_reports_a_missing_topic(
 
     code, doc = run(capsys, "doctor", "--topic", topic, "--pubsub-endpoint", stack.pubsub.host)
 
-    checks = doc["mirrors"][0]["checks"]  # type: ignore[index]
+    checks = doc["mirrors"][0]["checks"]
     assert code == 1
     assert [c["detail"] for c in checks if c["name"] == "topic"] == [f"{topic} does not exist"]

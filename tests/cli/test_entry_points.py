@@ -41,9 +41,7 @@ def test_the_function_entry_point_does_not_import_the_command() -> None:
     [([str(SCRIPT)], ""), ([sys.executable, "-m", "vipmover"], str(FUNCTION_DIR))],
     ids=["console-script", "python-m"],
 )
-def test_the_command_runs_and_a_missing_config_exits_2(
-    command: list[str], pythonpath: str
-) -> None:
+def test_the_command_runs_and_a_missing_config_exits_2(command: list[str], pythonpath: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MIRROR_CONFIG", "PYTHON"))}
     env["PYTHONPATH"] = pythonpath
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_move_with_yes_moves_everything_and_records_the_mark(
-    cli: Cli, compute: ComputeEmulator, capsys: pytest.CaptureFixture[str]
+    cli: Cli, compute: ComputeEmulator
 ) -> None:
     run = cli("move", "--to", "isc-backup-001", "--yes", "--json")
 
@@ -32,7 +32,7 @@ def test_move_with_yes_moves_everything_and_records_the_mark(
 
 
 def test_move_logs_the_functions_outcome_line_on_stderr(
-    compute: ComputeEmulator, cli: Cli, capsys: pytest.CaptureFixture[str]
+    cli: Cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from vipmover.cli import main  # noqa: PLC0415
 
