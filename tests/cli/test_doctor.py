@@ -199,13 +199,17 @@ def test_non_members_holding_the_vip_or_the_static_ip_are_problems(
 
 
 def test_a_missing_permission_of_the_role_is_a_problem(cli: Cli, compute: ComputeEmulator) -> None:
-    compute.deny_permissions("compute.instances.setLabels", "compute.addresses.use")
+    compute.deny_permissions(
+        "compute.instances.setLabels", "compute.subnetworks.use", "compute.addresses.use"
+    )
 
     code, found = checks(cli)
 
     assert code == 1
     [(_, detail)] = [f for f in findings(found, "problem") if f[0] == "permissions"]
-    assert detail.startswith("missing compute.instances.setLabels, compute.addresses.use")
+    assert detail.startswith(
+        "missing compute.instances.setLabels, compute.subnetworks.use, compute.addresses.use"
+    )
 
 
 def test_a_missing_role_file_is_a_warning(cli: Cli, tmp_path: Path) -> None:

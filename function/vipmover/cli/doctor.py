@@ -64,7 +64,12 @@ def doctor(session: Session, mirror: MirrorConfig, options: DoctorOptions) -> Mi
         *_subnet_checks(session, mirror, instances, deadline),
         *_guarded("static_address", lambda: _static_address(session, holdings, deadline)),
         *_guarded("outsiders", lambda: _outsiders(session, holdings, deadline)),
-        *_guarded("permissions", lambda: _permissions(session, holdings, options, deadline)),
+        *_guarded(
+            "permissions",
+            lambda: _permissions(
+                session, holdings, options, _subnetwork(mirror, instances), deadline
+            ),
+        ),
         _topic(options),
         *_drift_checks(holdings),
     ]
@@ -262,8 +267,22 @@ def role_permissions(path: Path) -> list[str]:
     return [str(p) for p in role.get("includedPermissions", [])]
 
 
+def _subnetwork(mirror: MirrorConfig, instances: dict[str, InstanceJson]) -> str | None:
+    """`P/regions/R/subnetworks/S` of the first readable member's NIC, for testIamPermissions."""
+    for instance in instances.values():
+        for nic in instance.get("networkInterfaces", []):
+            link = nic.get("subnetwork", "")
+            if nic.get("name") == mirror.network_interface and "/projects/" in link:
+                return link.split("/projects/", 1)[1]
+    return None
+
+
 def _permissions(
-    session: Session, h: Holdings, options: DoctorOptions, deadline: float
+    session: Session,
+    h: Holdings,
+    options: DoctorOptions,
+    subnetwork: str | None,
+    deadline: float,
 ) -> list[Check]:
     if not options.role_file.exists():
         return [
@@ -275,7 +294,7 @@ def _permissions(
     mirror, first = h.mirror, h.mirror.members[0]
     resources = {
         "instances": f"{mirror.project}/zones/{first.zone}/instances/{first.name}",
-        "subnetworks": None,
+        "subnetworks": subnetwork,
         "addresses": None,
     }
     if mirror.public_ip is not None and h.address is not None:
