@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 from emulators.process import StartupError
+from local.function_process import FUNCTION_DIR
 from local.mirrors import MirrorLayout, iris_member_name, mirror_layout
 from local.stack import LocalStack, StackError, StackOptions, holds_everything
 from local.timeline import format_timeline
@@ -132,6 +135,17 @@ def print_manual_instructions(stack: LocalStack) -> None:
             f"# look at a VM: curl -s {stack.compute.url}/compute/v1/projects/{stack.project}"
             f"/zones/{zone}/instances/{name}\n"
         )
+    member = next(iter(stack.mirrors.values())).members[-1]
+    print('# the operator\'s command (README, "Operate"):')
+    for name, value in operator_env(stack).items():
+        print(f"export {name}={value}")
+    print("mirror-vip status")
+    print(f"mirror-vip doctor --topic {stack.topic} --pubsub-endpoint {stack.pubsub.host}")
+    print(
+        f"mirror-vip drill --to {member.name} --topic {stack.topic} "
+        f"--pubsub-endpoint {stack.pubsub.host} "
+        f"--metadata-host {stack.metadata.host_for(member.name)}\n"
+    )
     print("New outcome lines are printed below as the function writes them.")
 
 
@@ -181,7 +195,23 @@ def fail_over_and_back(
     if ok and not args.no_failback:
         ok = move(stack, mirror, primary, "Failback", args.timeout)
     print(f"\nresult: {'OK' if ok else 'FAILED'}")
+    print_operator_status(stack, mirror)
     return ok
+
+
+def operator_env(stack: LocalStack) -> dict[str, str]:
+    """What `mirror-vip` needs to see the stack: its config file and the Compute emulator."""
+    config = stack.workdir / "mirrors.json"
+    config.write_text(json.dumps(stack.function_config()))
+    return {"MIRROR_CONFIG_FILE": str(config), "COMPUTE_API_ENDPOINT": stack.compute.url}
+
+
+def print_operator_status(stack: LocalStack, mirror: MirrorLayout) -> None:
+    """`mirror-vip status` for the demo mirror, as the operator would run it."""
+    print(f"\n$ mirror-vip status --mirror {mirror.name}", flush=True)
+    env = {**os.environ, **operator_env(stack), "PYTHONPATH": str(FUNCTION_DIR)}
+    command = [sys.executable, "-m", "vipmover", "status", "--mirror", mirror.name]
+    subprocess.run(command, env=env, check=False, timeout=60)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,6 +55,22 @@ ROUTES: tuple[Route, ...] = (
     # Zones: gcloud resolves and lists zones; `set_zone_down` shows up in aggregated lists.
     Route("compute.zones.get", "GET", "projects/{project}/zones/{zone}"),
     Route("compute.zones.list", "GET", "projects/{project}/zones"),
+    # testIamPermissions: `mirror-vip doctor` checks the caller's rights on the mirror's resources.
+    Route(
+        "compute.instances.testIamPermissions",
+        "POST",
+        f"{_ZONE}/instances/{{resource}}/testIamPermissions",
+    ),
+    Route(
+        "compute.subnetworks.testIamPermissions",
+        "POST",
+        f"{_REGION}/subnetworks/{{resource}}/testIamPermissions",
+    ),
+    Route(
+        "compute.addresses.testIamPermissions",
+        "POST",
+        f"{_REGION}/addresses/{{resource}}/testIamPermissions",
+    ),
 )
 
 

@@ -183,6 +183,7 @@ class ComputeEmulator(Service):
         self._requests: list[RecordedRequest] = []
         self._faults: dict[str, list[_InjectedFault]] = collections.defaultdict(list)
         self._zones_down: set[str] = set()
+        self._denied: set[str] = set()
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
         if state is not None:
@@ -364,6 +365,20 @@ class ComputeEmulator(Service):
             else:
                 self._zones_down.discard(zone)
 
+    def deny_permissions(self, *permissions: str) -> None:
+        """The caller lacks these permissions from now on, as `testIamPermissions` reports.
+
+        Only `testIamPermissions` answers change: the methods themselves still succeed (see
+        docs/compute-emulator.md).
+        """
+        with self._lock:
+            self._denied.update(permissions)
+
+    def grant_all_permissions(self) -> None:
+        """Undo `deny_permissions`: the caller holds every permission (the default)."""
+        with self._lock:
+            self._denied.clear()
+
     # ---- HTTP dispatch -------------------------------------------------------------------------
 
     def handle(
@@ -435,6 +450,8 @@ class ComputeEmulator(Service):
             key = (params["project"], params["zone"], params["operation"])
             return self._operations.wait(key, self._wait_max_seconds)
         with self._lock:
+            if method_id.endswith(".testIamPermissions"):
+                return self._test_permissions(method_id, params, body)
             read = self._read(method_id, params, arg("filter") or "")
             if read is not None:
                 return read
@@ -536,6 +553,27 @@ class ComputeEmulator(Service):
         if zone not in self._model.zones(project):
             raise not_found(f"projects/{project}/zones/{zone}")
         return _zone_resource(project, zone)
+
+    def _test_permissions(self, method_id: str, params: dict[str, str], body: Any) -> JsonDict:
+        """The requested permissions the caller holds on an existing resource.
+
+        Stricter than GCE may be: a permission of another resource type is a 400, so a check
+        that asks the wrong resource fails here rather than passing vacuously.
+        """
+        _, collection, _ = method_id.split(".")
+        kind, scope_param = _RESOURCES[collection]
+        self._get(kind, params["project"], params[scope_param], params["resource"])
+        wanted = body.get("permissions") if isinstance(body, dict) else None
+        if not isinstance(wanted, list) or not all(isinstance(p, str) for p in wanted):
+            raise ApiError(400, "invalid", "Invalid value for field 'permissions'.")
+        prefix = f"compute.{collection}."
+        for permission in wanted:
+            if not permission.startswith(prefix):
+                raise ApiError(
+                    400, "invalid", f"Permission {permission} is not valid for this resource."
+                )
+        granted = [p for p in wanted if p not in self._denied]
+        return {"permissions": granted} if granted else {}
 
     # ---- mutations -----------------------------------------------------------------------------
 

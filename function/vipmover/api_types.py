@@ -36,7 +36,9 @@ class NetworkInterfaceJson(TypedDict, total=False):
 class InstanceJson(TypedDict, total=False):
     id: str
     name: str
+    zone: str
     status: str
+    canIpForward: bool
     labels: dict[str, str]
     labelFingerprint: str
     networkInterfaces: list[NetworkInterfaceJson]
@@ -46,6 +48,8 @@ class InstanceJson(TypedDict, total=False):
 class AddressJson(TypedDict, total=False):
     name: str
     address: str
+    addressType: str
+    region: str
     status: str
     users: list[str]
     networkTier: str
@@ -54,6 +58,38 @@ class AddressJson(TypedDict, total=False):
 class AddressListJson(TypedDict, total=False):
     items: list[AddressJson]
     nextPageToken: str
+
+
+class InstancesScopedListJson(TypedDict, total=False):
+    instances: list[InstanceJson]
+
+
+class InstanceAggregatedListJson(TypedDict, total=False):
+    items: dict[str, InstancesScopedListJson]
+    nextPageToken: str
+    unreachables: list[str]
+
+
+class SubnetworkSecondaryRangeJson(TypedDict, total=False):
+    rangeName: str
+    ipCidrRange: str
+
+
+class SubnetworkJson(TypedDict, total=False):
+    name: str
+    network: str
+    region: str
+    ipCidrRange: str
+    secondaryIpRanges: list[SubnetworkSecondaryRangeJson]
+    selfLink: str
+
+
+class TestPermissionsRequestJson(TypedDict):
+    permissions: list[str]
+
+
+class TestPermissionsResponseJson(TypedDict, total=False):
+    permissions: list[str]
 
 
 class OperationErrorItemJson(TypedDict, total=False):
@@ -86,6 +122,12 @@ SCHEMAS: dict[str, type] = {
     "AddressList": AddressListJson,
     "Operation": OperationJson,
     "InstancesSetLabelsRequest": InstancesSetLabelsRequestJson,
+    "InstancesScopedList": InstancesScopedListJson,
+    "InstanceAggregatedList": InstanceAggregatedListJson,
+    "SubnetworkSecondaryRange": SubnetworkSecondaryRangeJson,
+    "Subnetwork": SubnetworkJson,
+    "TestPermissionsRequest": TestPermissionsRequestJson,
+    "TestPermissionsResponse": TestPermissionsResponseJson,
 }
 """Discovery schema name -> the TypedDict that mirrors it (nested error shapes are checked by
 their parent's path)."""

@@ -32,9 +32,13 @@ from .api_types import (
     AddressJson,
     AddressListJson,
     AliasIpRangeJson,
+    InstanceAggregatedListJson,
     InstanceJson,
     InstancesSetLabelsRequestJson,
     OperationJson,
+    SubnetworkJson,
+    TestPermissionsRequestJson,
+    TestPermissionsResponseJson,
 )
 from .config import InstanceRef
 from .errors import (
@@ -371,6 +375,90 @@ class ComputeGateway:
             if not page.get("nextPageToken"):
                 return None
             params = {**params, "pageToken": page["nextPageToken"]}
+
+    # -- reads for the operator's command (`vipmover.cli`) -------------------------------------
+
+    def read_instance(self, ref: InstanceRef, deadline: float) -> InstanceJson:
+        """The whole instance resource (its NICs' subnetworks and IPs, `canIpForward`)."""
+        path = f"{ref.project}/zones/{ref.zone}/instances/{ref.name}"
+        return cast(InstanceJson, self._request("compute.instances.get", "GET", path, deadline))
+
+    def read_subnetwork(
+        self, project: str, region: str, name: str, deadline: float
+    ) -> SubnetworkJson:
+        """One subnetwork: its primary and secondary ranges."""
+        path = f"{project}/regions/{region}/subnetworks/{name}"
+        return cast(SubnetworkJson, self._request("compute.subnetworks.get", "GET", path, deadline))
+
+    def list_addresses(
+        self, project: str, region: str, deadline: float, filter_text: str = ""
+    ) -> list[AddressJson]:
+        """Every address of a region matching `filter_text`, all pages."""
+        params = {"filter": filter_text} if filter_text else {}
+        found: list[AddressJson] = []
+        while True:
+            page = cast(
+                AddressListJson,
+                self._request(
+                    "compute.addresses.list",
+                    "GET",
+                    f"{project}/regions/{region}/addresses",
+                    deadline,
+                    params=params,
+                ),
+            )
+            found.extend(page.get("items", []))
+            if not page.get("nextPageToken"):
+                return found
+            params = {**params, "pageToken": page["nextPageToken"]}
+
+    def list_all_instances(
+        self, project: str, deadline: float
+    ) -> tuple[list[InstanceJson], list[str]]:
+        """Every instance of the project (aggregatedList, all pages), and unreachable zones."""
+        params: dict[str, str] = {}
+        found: list[InstanceJson] = []
+        unreachable: list[str] = []
+        while True:
+            page = cast(
+                InstanceAggregatedListJson,
+                self._request(
+                    "compute.instances.aggregatedList",
+                    "GET",
+                    f"{project}/aggregated/instances",
+                    deadline,
+                    params=params,
+                ),
+            )
+            for scoped in page.get("items", {}).values():
+                found.extend(scoped.get("instances", []))
+            unreachable.extend(page.get("unreachables", []))
+            if not page.get("nextPageToken"):
+                return found, unreachable
+            params = {"pageToken": page["nextPageToken"]}
+
+    def test_iam_permissions(
+        self, resource_path: str, permissions: Sequence[str], deadline: float
+    ) -> frozenset[str]:
+        """The `permissions` the caller holds on one resource.
+
+        Args:
+            resource_path: Under `projects/`, e.g. `P/zones/Z/instances/N`; its collection
+                names the method (`compute.instances.testIamPermissions`).
+        """
+        collection = resource_path.split("/")[-2]
+        body: TestPermissionsRequestJson = {"permissions": list(permissions)}
+        answer = cast(
+            TestPermissionsResponseJson,
+            self._request(
+                f"compute.{collection}.testIamPermissions",
+                "POST",
+                f"{resource_path}/testIamPermissions",
+                deadline,
+                body=body,
+            ),
+        )
+        return frozenset(answer.get("permissions", []))
 
     # -- mutations ----------------------------------------------------------------------------
 

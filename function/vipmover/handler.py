@@ -8,6 +8,7 @@ raises, so that Pub/Sub redelivers.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -46,7 +47,8 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
     gateway = app.gateway.for_event()
     outcome = Outcome(event_id=event_id)
     report = MoveReport()
-    try:
+
+    def work() -> None:
         message = unwrap_message(data)
         event = parse_event(message.data)
         _describe(outcome, message, event)
@@ -63,6 +65,23 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
             _event_time_ms(message, event),
             heartbeat=heartbeat,
         )
+
+    return run_recorded(work, outcome, report, gateway, started)
+
+
+def run_recorded(
+    work: Callable[[], None],
+    outcome: Outcome,
+    report: MoveReport,
+    gateway: ComputeGateway,
+    started: float,
+) -> Outcome:
+    """Run `work` (which sets `outcome.outcome`) and record in `outcome` how it ended.
+
+    Shared with the operator's `mirror-vip move`, so that a manual move leaves the same line.
+    """
+    try:
+        work()
     except EventRejected as err:
         outcome.outcome, outcome.error, outcome.error_reason = "rejected", str(err), err.reason
     except PermanentError as err:

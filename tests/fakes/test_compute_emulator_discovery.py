@@ -176,6 +176,9 @@ def test_request_bodies_the_emulator_takes_are_the_methods_request_schemas(
         "compute.instances.updateNetworkInterface": "NetworkInterface",
         "compute.instances.addAccessConfig": "AccessConfig",
         "compute.instances.setLabels": "InstancesSetLabelsRequest",
+        "compute.instances.testIamPermissions": "TestPermissionsRequest",
+        "compute.subnetworks.testIamPermissions": "TestPermissionsRequest",
+        "compute.addresses.testIamPermissions": "TestPermissionsRequest",
     }
     for method_id, schema in expected.items():
         assert method(discovery, method_id)["request"]["$ref"] == schema
@@ -245,6 +248,24 @@ def test_every_emitted_field_exists_in_the_discovery_schemas(
         ("compute.instances.get", call(emu, "GET", f"{ROOT}/zones/{ZONE_B}/instances/iris-b")),
         ("compute.zoneOperations.list", call(emu, "GET", f"{ROOT}/zones/{ZONE_A}/operations")),
         ("compute.zoneOperations.list", call(emu, "GET", f"{ROOT}/zones/{ZONE_B}/operations")),
+        (
+            "compute.instances.testIamPermissions",
+            call(
+                emu,
+                "POST",
+                f"{instance_a}/testIamPermissions",
+                {"permissions": ["compute.instances.get"]},
+            ),
+        ),
+        (
+            "compute.addresses.testIamPermissions",
+            call(
+                emu,
+                "POST",
+                f"{ROOT}/regions/{REGION}/addresses/iris-vip/testIamPermissions",
+                {"permissions": ["compute.addresses.use"]},
+            ),
+        ),
         ("compute.instances.get", call(emu, "GET", f"{instance_a}x")),
         ("compute.instances.setLabels", call(emu, "POST", f"{instance_a}/setLabels", {})),
     ]

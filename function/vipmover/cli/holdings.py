@@ -1,0 +1,281 @@
+"""Who holds a mirror's VIP and public IP now, and every way that differs from one clean holder.
+
+Each mode supplies one reader that produces a `Holdings`; `status`, `plan`, `move`, `drill` and
+`doctor` work on that. Alias mode is read here (every member's NIC and the static address, in
+parallel, with the function's own gateway); route mode is refused with `UnsupportedMode` until
+its reader exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..compute import ComputeGateway
+from ..config import InstanceRef, MirrorConfig
+from ..errors import ApiUnavailable, MirrorVipError, RequestRefused
+from ..event import format_rfc3339
+from ..plan import (
+    AddressState,
+    Mark,
+    NicState,
+    Unreadable,
+    holds_vip,
+    instance_of,
+    mark_label,
+    newest_mark,
+)
+
+
+class UnsupportedMode(Exception):
+    """The mirror's mode has no reader in this command yet."""
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One way the state differs from "exactly one holder, the public IP on the same member"."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """One member as read: its status, what it holds, or why it could not be read."""
+
+    instance: InstanceRef
+    status: str
+    """RUNNING, TERMINATED, ..., `NOT_FOUND` or `UNREACHABLE`."""
+    holds_vip: bool = False
+    holds_public_ip: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """A mirror's holders as read through the Compute API, with the reads the planner takes."""
+
+    mirror: MirrorConfig
+    mode: str
+    members: tuple[MemberView, ...]
+    vip_holders: tuple[InstanceRef, ...]
+    public_ip: str | None
+    public_holders: tuple[InstanceRef, ...]
+    address: AddressState | None
+    address_error: str | None
+    mark: Mark | None
+    drifts: tuple[Drift, ...]
+    nics: Mapping[InstanceRef, NicState | Unreadable] = field(default_factory=dict)
+    unreachable_api: bool = False
+    """No member could be read because the API is unreachable or denies us: exit code 3."""
+
+    @property
+    def consistent(self) -> bool:
+        return not self.drifts
+
+    def document(self) -> dict[str, Any]:
+        """The `--json` form (documented in the README, "Operate")."""
+        mark = None
+        if self.mark is not None:
+            when = datetime.fromtimestamp(self.mark.time_ms / 1000, UTC)
+            mark = {
+                "time": format_rfc3339(when),
+                "member": self.mark.holder.name,
+                "label": mark_label(self.mirror.name),
+            }
+        return {
+            "mirror": self.mirror.name,
+            "mode": self.mode,
+            "vip": self.mirror.vip,
+            "vip_holders": [ref.name for ref in self.vip_holders],
+            "public_ip": self.public_ip,
+            "public_ip_holders": [ref.name for ref in self.public_holders],
+            "high_water_mark": mark,
+            "consistent": self.consistent,
+            "drifts": [{"code": d.code, "message": d.message} for d in self.drifts],
+            "members": [
+                {
+                    "instance": m.instance.name,
+                    "zone": m.instance.zone,
+                    "status": m.status,
+                    "holds_vip": m.holds_vip,
+                    "holds_public_ip": m.holds_public_ip,
+                    "error": m.error,
+                }
+                for m in self.members
+            ],
+        }
+
+
+def mirror_mode(mirror: MirrorConfig) -> str:
+    """`alias` or `route` (the `mode` config key arrives with route mode)."""
+    return str(getattr(mirror, "mode", "alias"))
+
+
+def read_holdings(gateway: ComputeGateway, mirror: MirrorConfig, deadline: float) -> Holdings:
+    """The mirror's holdings, read by its mode's reader.
+
+    Raises:
+        UnsupportedMode: route mode, until its reader is added.
+    """
+    mode = mirror_mode(mirror)
+    if mode != "alias":
+        raise UnsupportedMode(f"{mode} mode: not supported by this command yet")
+    return read_alias_holdings(gateway, mirror, deadline)
+
+
+def read_alias_holdings(gateway: ComputeGateway, mirror: MirrorConfig, deadline: float) -> Holdings:
+    """Every member's NIC and the static address, all at once, and what they add up to."""
+
+    def read_nic(ref: InstanceRef) -> NicState | Unreadable:
+        try:
+            return gateway.read_nic(ref, mirror.network_interface, deadline)
+        except MirrorVipError as err:
+            return Unreadable(ref, str(err), err)
+
+    def read_address() -> AddressState | MirrorVipError | None:
+        public = mirror.public_ip
+        if public is None:
+            return None
+        try:
+            return gateway.read_address(
+                mirror.project, public.region, public.address_name, deadline
+            )
+        except MirrorVipError as err:
+            return err
+
+    with ThreadPoolExecutor(max_workers=len(mirror.members) + 1) as pool:
+        address_read = pool.submit(read_address)
+        reads = {ref: pool.submit(read_nic, ref) for ref in mirror.members}
+        nics = {ref: future.result() for ref, future in reads.items()}
+        address = address_read.result()
+    return alias_holdings(mirror, nics, address)
+
+
+def alias_holdings(
+    mirror: MirrorConfig,
+    nics: Mapping[InstanceRef, NicState | Unreadable],
+    address: AddressState | MirrorVipError | None,
+) -> Holdings:
+    """What the reads add up to (pure): holders, the mark and every drift."""
+    address_state = address if isinstance(address, AddressState) else None
+    ip = address_state.ip if address_state else None
+    views = tuple(_member_view(nic, mirror.vip, ip) for nic in nics.values())
+    vip_holders = tuple(v.instance for v in views if v.holds_vip)
+    public_holders = tuple(v.instance for v in views if v.holds_public_ip)
+    mark = newest_mark(nics, mark_label(mirror.name))
+    address_error = str(address) if isinstance(address, MirrorVipError) else None
+    drifts = alias_drifts(mirror, views, address_state, address_error, mark)
+    unreadable = [nic for nic in nics.values() if isinstance(nic, Unreadable)]
+    return Holdings(
+        mirror=mirror,
+        mode="alias",
+        members=views,
+        vip_holders=vip_holders,
+        public_ip=ip,
+        public_holders=public_holders,
+        address=address_state,
+        address_error=address_error,
+        mark=mark,
+        drifts=drifts,
+        nics=dict(nics),
+        unreachable_api=len(unreadable) == len(nics) and all(map(api_failure, unreadable)),
+    )
+
+
+def api_failure(nic: Unreadable) -> bool:
+    """The read failed because the API is unreachable or denies the caller, not the member."""
+    if isinstance(nic.cause, ApiUnavailable):
+        return True
+    return isinstance(nic.cause, RequestRefused) and any(
+        f"HTTP {code}" in nic.error for code in (401, 403)
+    )
+
+
+def _member_view(nic: NicState | Unreadable, vip: str, public_ip: str | None) -> MemberView:
+    if isinstance(nic, Unreadable):
+        status = "NOT_FOUND" if "HTTP 404" in nic.error else "UNREACHABLE"
+        return MemberView(nic.instance, status, error=nic.error)
+    has_ip = public_ip is not None and any(c.nat_ip == public_ip for c in nic.access_configs)
+    return MemberView(nic.instance, nic.status, holds_vip(nic, vip), has_ip)
+
+
+def alias_drifts(
+    mirror: MirrorConfig,
+    views: tuple[MemberView, ...],
+    address: AddressState | None,
+    address_error: str | None,
+    mark: Mark | None,
+) -> tuple[Drift, ...]:
+    """Every named way the state is not "one running holder, the static IP with it"."""
+    drifts: list[Drift] = []
+    holders = [v for v in views if v.holds_vip]
+    names = ", ".join(v.instance.name for v in holders)
+    if not holders:
+        drifts.append(Drift("vip_on_no_member", f"VIP {mirror.vip} on no member"))
+    elif len(holders) > 1:
+        drifts.append(
+            Drift("vip_on_several_members", f"VIP {mirror.vip} on {len(holders)} members: {names}")
+        )
+    drifts.extend(
+        Drift("holder_not_running", f"VIP on {v.instance.name}, which is {v.status}")
+        for v in holders
+        if v.status != "RUNNING"
+    )
+    for view in views:
+        if view.status == "NOT_FOUND":
+            drifts.append(Drift("member_missing", f"{view.instance.name} does not exist"))
+        elif view.status == "UNREACHABLE":
+            drifts.append(
+                Drift("member_unreachable", f"{view.instance.name} cannot be read: {view.error}")
+            )
+    if mirror.public_ip is not None:
+        drifts.extend(_public_drifts(mirror, views, address, address_error))
+    if mark is not None and len(holders) == 1 and mark.holder != holders[0].instance:
+        drifts.append(
+            Drift(
+                "mark_disagrees",
+                f"high-water mark names {mark.holder.name} but VIP on {holders[0].instance.name}",
+            )
+        )
+    return tuple(drifts)
+
+
+def _public_drifts(
+    mirror: MirrorConfig,
+    views: tuple[MemberView, ...],
+    address: AddressState | None,
+    address_error: str | None,
+) -> list[Drift]:
+    assert mirror.public_ip is not None
+    name = mirror.public_ip.address_name
+    if address is None:
+        return [Drift("static_ip_unreadable", f"address {name} cannot be read: {address_error}")]
+    drifts: list[Drift] = []
+    members = {str(v.instance): v for v in views}
+    outsiders = [u for u in address.users if not _is_member_link(u, members)]
+    drifts.extend(
+        Drift("static_ip_on_non_member", f"static IP {address.ip} in use by {user}")
+        for user in outsiders
+    )
+    holders = [v for v in views if v.holds_public_ip]
+    vip_holders = [v for v in views if v.holds_vip]
+    if not holders and not outsiders:
+        drifts.append(Drift("static_ip_on_no_member", f"static IP {address.ip} on no member"))
+    elif len(vip_holders) == 1 and holders and holders[0] is not vip_holders[0]:
+        drifts.append(
+            Drift(
+                "static_ip_elsewhere",
+                f"static IP on {holders[0].instance.name} but VIP on "
+                f"{vip_holders[0].instance.name}",
+            )
+        )
+    return drifts
+
+
+def _is_member_link(link: str, members: Mapping[str, MemberView]) -> bool:
+    ref = instance_of(link)
+    return ref is not None and str(ref) in members
