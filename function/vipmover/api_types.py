@@ -56,6 +56,34 @@ class AddressListJson(TypedDict, total=False):
     nextPageToken: str
 
 
+class RouteJson(TypedDict, total=False):
+    name: str
+    description: str
+    network: str
+    destRange: str
+    priority: int
+    nextHopInstance: str
+    nextHopIp: str
+    nextHopGateway: str
+    nextHopIlb: str
+    nextHopVpnTunnel: str
+
+
+class RouteListJson(TypedDict, total=False):
+    items: list[RouteJson]
+    nextPageToken: str
+
+
+class ForwardingRuleJson(TypedDict, total=False):
+    name: str
+    IPAddress: str
+    target: str
+
+
+class TargetReferenceJson(TypedDict):
+    target: str
+
+
 class OperationErrorItemJson(TypedDict, total=False):
     code: str
     message: str
@@ -68,6 +96,7 @@ class OperationErrorJson(TypedDict, total=False):
 class OperationJson(TypedDict, total=False):
     name: str
     zone: str
+    region: str
     status: str
     error: OperationErrorJson
 
@@ -86,6 +115,10 @@ SCHEMAS: dict[str, type] = {
     "AddressList": AddressListJson,
     "Operation": OperationJson,
     "InstancesSetLabelsRequest": InstancesSetLabelsRequestJson,
+    "Route": RouteJson,
+    "RouteList": RouteListJson,
+    "ForwardingRule": ForwardingRuleJson,
+    "TargetReference": TargetReferenceJson,
 }
 """Discovery schema name -> the TypedDict that mirrors it (nested error shapes are checked by
 their parent's path)."""
