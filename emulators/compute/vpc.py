@@ -181,10 +181,8 @@ class VpcPlanner:
                 name,
                 "Must be a match of regex '[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?'",
             )
-        if (project, "global", name) in self.model.vpc.routes or (
-            project,
-            name,
-        ) in self.pending_routes:
+        pending = (project, name) in self.pending_routes
+        if (project, "global", name) in self.model.vpc.routes or pending:
             raise ApiError(
                 409, "alreadyExists", f"The resource '{_route_path(project, name)}' already exists"
             )
