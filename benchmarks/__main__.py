@@ -1,7 +1,8 @@
 """`python -m benchmarks [NAME ...]`: run benchmarks, print their tables, write results/.
 
 Names: mover (one failover at 1 s op latency against the floor), publisher (the ZMIRROR
-callback's time), failover (end to end through the local stack, cold start, 20 mirrors).
+callback's time), failover (end to end through the local stack, cold start, 20 mirrors), route
+(route mode beside alias mode at 2 s operations, and with the old primary's zone down).
 With no name, all of them run in that order.
 """
 
@@ -15,6 +16,7 @@ BENCHMARKS = {
     "mover": "benchmarks.mover_bench",
     "publisher": "benchmarks.publisher_bench",
     "failover": "benchmarks.failover_bench",
+    "route": "benchmarks.route_bench",
 }
 
 
