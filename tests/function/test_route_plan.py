@@ -189,7 +189,7 @@ def test_routes_of_another_mirror_or_network_are_not_ours() -> None:
     ],
 )
 def test_route_config_errors_name_the_field(changes: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError, match=r"mirrors\.M\.") as raised:
+    with pytest.raises(ConfigError, match=r"mirrors\.M[.:]") as raised:
         parse_config({"mirrors": {"M": entry(**changes)}})
 
     assert message in str(raised.value)
