@@ -3,7 +3,8 @@
 Names: mover (one failover at 1 s op latency against the floor), publisher (the ZMIRROR
 callback's time), failover (end to end through the local stack, 20 mirrors), cold_start (the
 function's start beside a bare functions-framework and the release before, and a failover that
-lands on a cold function).
+lands on a cold function), route (route mode beside alias mode at 2 s operations, and with the
+old primary's zone down).
 With no name, all of them run in that order.
 """
 
@@ -18,6 +19,7 @@ BENCHMARKS = {
     "publisher": "benchmarks.publisher_bench",
     "failover": "benchmarks.failover_bench",
     "cold_start": "benchmarks.cold_start_bench",
+    "route": "benchmarks.route_bench",
 }
 
 

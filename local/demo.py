@@ -8,6 +8,12 @@ the VIP and the static IP are now, read back through the Compute API. Every proc
 stopped on exit, error, Ctrl-C or SIGTERM.
 
     python -m local.demo [--op-latency 1.0] [--mirrors 1] [--keep-running] [--no-failback]
+                         [--mode alias|route] [--zone-outage]
+
+`--mode=route` moves the VIP with a route and the public IP with a forwarding rule (the first
+announcement places the route), and ends with a zone-outage drill: the primary's zone goes down,
+then the backup takes over. `--zone-outage` runs the same drill in alias mode, where it fails
+(the alias cannot leave a zone that is down) and the demo says so.
 
 docs/local-stack.md explains what runs where and what the output means.
 """
@@ -27,7 +33,7 @@ from typing import Any
 
 from emulators.process import StartupError
 from local.function_process import FUNCTION_DIR
-from local.mirrors import MirrorLayout, iris_member_name, mirror_layout
+from local.mirrors import MirrorLayout, iris_member_name, mirror_layout, route_layout
 from local.stack import LocalStack, StackError, StackOptions, holds_everything
 from local.timeline import format_timeline
 
@@ -64,6 +70,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="after the demo keep the stack up and print how to publish events by hand",
     )
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for a move")
+    parser.add_argument(
+        "--mode", choices=("alias", "route"), default="alias", help="how the VIP follows"
+    )
+    parser.add_argument(
+        "--zone-outage",
+        action="store_true",
+        help="end with the zone-outage drill (always on with --mode=route)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.mirrors <= 100:
         parser.error("--mirrors must be 1..100")
@@ -191,9 +205,14 @@ def fail_over_and_back(
     stack.start()
     print_stack(stack, layouts, started)
     print(f"\nbefore, read through the Compute API:\n  {describe_holder(stack, mirror)}")
-    ok = move(stack, mirror, backup, "Failover", args.timeout)
+    ok = True
+    if mirror.mode == "route":
+        ok = move(stack, mirror, primary, "Initial placement (no route yet)", args.timeout)
+    ok = ok and move(stack, mirror, backup, "Failover", args.timeout)
     if ok and not args.no_failback:
         ok = move(stack, mirror, primary, "Failback", args.timeout)
+    if ok and (args.zone_outage or mirror.mode == "route"):
+        ok = zone_outage_drill(stack, mirror, args.timeout)
     print(f"\nresult: {'OK' if ok else 'FAILED'}")
     print_operator_status(stack, mirror)
     return ok
@@ -214,12 +233,34 @@ def print_operator_status(stack: LocalStack, mirror: MirrorLayout) -> None:
     subprocess.run(command, env=env, check=False, timeout=60)
 
 
+def zone_outage_drill(stack: LocalStack, mirror: MirrorLayout, timeout: float) -> bool:
+    """The current primary's zone goes down (every zonal call there fails), then the backup
+    announces itself. Route mode must complete; alias mode must fail clearly (and retry)."""
+    primary, backup = mirror.members[0], mirror.members[1]
+    stack.compute.set_zone_down(primary.zone)
+    print(f"\n== Zone-outage drill: zone {primary.zone} (holding {primary.name}) is DOWN ==")
+    if mirror.mode == "route":
+        return move(stack, mirror, backup.name, "Failover with the old zone down", timeout)
+    published = stack.publish(mirror.name, backup.name)
+    print(f"publisher: {published.summary}")
+    if published.message_id is None:
+        return False
+    outcome = stack.wait_for_outcome(published.message_id, timeout, final=False)
+    print(f"\nfunction log (first delivery):\n  {printable(outcome)}")
+    failed_clearly = outcome.get("outcome") == "failed" and bool(outcome.get("retry"))
+    verdict = "failed clearly, as alias mode must" if failed_clearly else "UNEXPECTED"
+    print(f"\nalias mode: {verdict}: the VIP is an alias on {primary.name}, whose zone does not")
+    print("answer; Pub/Sub keeps redelivering. Route mode (--mode=route) completes this drill.")
+    return failed_clearly
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     # Explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps that.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    layouts = [mirror_layout(i) for i in range(args.mirrors)]
+    build = route_layout if args.mode == "route" else mirror_layout
+    layouts = [build(i) for i in range(args.mirrors)]
     stack = LocalStack(layouts, StackOptions(op_latency=args.op_latency))
     print(
         f"Starting the local stack: Compute emulator (operations take {args.op_latency:g} s), "

@@ -42,6 +42,13 @@ class Member:
     access_config_name: str = "External NAT"
     status: str = "RUNNING"
     labels: dict[str, str] = field(default_factory=dict)
+    can_ip_forward: bool = False
+    """Route mode needs it: a VM drops packets for an address it does not own without it."""
+
+    @property
+    def target_instance(self) -> str:
+        """The name of its target instance (route mode's forwarding rule points at one)."""
+        return f"{self.name}-ti"
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,10 @@ class MirrorLayout:
     vip: str
     members: tuple[Member, ...]
     public: tuple[str, str] | None = None
-    """(reserved address name, IP)."""
+    """(reserved address name, IP), or in route mode (forwarding rule name, IP)."""
+    mode: str = "alias"
+    """`route`: the VIP lies outside the subnet and no member holds it at first; the forwarding
+    rule points at the first member's target instance."""
 
     @property
     def region(self) -> str:
@@ -72,6 +82,8 @@ class MirrorLayout:
 
     def config_entry(self) -> JsonDict:
         """This mirror's entry in MIRROR_CONFIG, in the documented shape."""
+        if self.mode == "route":
+            return self._route_config_entry()
         entry: JsonDict = {
             "project": self.project,
             "network_interface": "nic0",
@@ -86,6 +98,41 @@ class MirrorLayout:
                 "access_config_name": self.public[0],
             }
         return entry
+
+    def _route_config_entry(self) -> JsonDict:
+        entry: JsonDict = {
+            "project": self.project,
+            "mode": "route",
+            "private_vip": self.vip,
+            "network": "default",
+            "members": [
+                {"instance": m.name, "zone": m.zone, "target_instance": m.target_instance}
+                for m in self.members
+            ],
+        }
+        if self.public:
+            entry["public_ip"] = {"forwarding_rule": self.public[0], "region": self.region}
+        return entry
+
+
+ROUTE_VIP_NET = "10.100.0.0/24"
+"""Route-mode VIPs: outside every subnet range of the network, as GCE requires of a route."""
+
+
+def route_layout(index: int, *, project: str = DEFAULT_PROJECT) -> MirrorLayout:
+    """Mirror number `index` in route mode: like `mirror_layout`, with the VIP 10.100.0.(250 -
+    index)/32 outside the subnet, canIpForward members, and a forwarding rule for the public IP
+    targeting the first member's target instance. No route exists yet: the first
+    `became_primary` inserts it."""
+    alias = mirror_layout(index, project=project)
+    members = tuple(
+        Member(m.name, m.zone, m.network_ip, status=m.status, can_ip_forward=True)
+        for m in alias.members
+    )
+    assert alias.public is not None
+    rule = (f"{alias.public[0]}-fr", alias.public[1])
+    vip = f"10.100.0.{250 - index}/32"
+    return MirrorLayout(alias.name, project, vip, members, rule, mode="route")
 
 
 def iris_member_name(member: Member) -> str:
@@ -139,8 +186,19 @@ def compute_state(
         ],
         "addresses": [],
     }
+    state["targetInstances"] = [
+        _target_instance(project, m)
+        for mirror in mirrors
+        if mirror.mode == "route"
+        for m in mirror.members
+    ]
+    state["forwardingRules"] = [
+        _forwarding_rule(project, mirror)
+        for mirror in mirrors
+        if mirror.mode == "route" and mirror.public
+    ]
     for mirror in mirrors:
-        if mirror.public:
+        if mirror.public and mirror.mode == "alias":
             name, ip = mirror.public
             holder = next((m for m in mirror.members if m.nat_ip == ip), None)
             user = instance_url(project, holder.zone, holder.name) if holder else None
@@ -212,7 +270,43 @@ def _instance(project: str, member: Member, *, network: str = "default") -> Json
         "labels": dict(member.labels),
         "labelFingerprint": "42WmSpB8rSM=",
         "fingerprint": "AAAAAAAAAAA=",
+        "canIpForward": member.can_ip_forward,
         "selfLink": instance_url(project, member.zone, member.name),
+    }
+
+
+def _target_instance(project: str, member: Member) -> JsonDict:
+    """One `compute#targetInstance` for a member (deploy.sh creates one per member)."""
+    zone = zone_url(project, member.zone)
+    return {
+        "kind": "compute#targetInstance",
+        "id": stable_id(project, member.zone, "targetInstance", member.target_instance),
+        "name": member.target_instance,
+        "zone": zone,
+        "instance": instance_url(project, member.zone, member.name),
+        "natPolicy": "NO_NAT",
+        "selfLink": f"{zone}/targetInstances/{member.target_instance}",
+    }
+
+
+def _forwarding_rule(project: str, mirror: MirrorLayout) -> JsonDict:
+    """The external protocol forwarding rule holding the static IP, on the first member."""
+    assert mirror.public is not None
+    name, ip = mirror.public
+    first = mirror.members[0]
+    return {
+        "kind": "compute#forwardingRule",
+        "id": stable_id(project, mirror.region, "forwardingRule", name),
+        "name": name,
+        "region": region_url(project, mirror.region),
+        "IPAddress": ip,
+        "IPProtocol": "TCP",
+        "allPorts": True,
+        "loadBalancingScheme": "EXTERNAL",
+        "networkTier": "PREMIUM",
+        "target": f"{zone_url(project, first.zone)}/targetInstances/{first.target_instance}",
+        "fingerprint": "AAAAAAAAAAA=",
+        "selfLink": f"{region_url(project, mirror.region)}/forwardingRules/{name}",
     }
 
 

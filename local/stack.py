@@ -55,6 +55,7 @@ from local.mirrors import (
     mirror_config,
 )
 from local.push_relay import PushRelay
+from local.route_view import route_holder
 from local.timeline import Published, TimelineEntry, build_timeline, instance_in_path
 
 DEFAULT_TOPIC = "mirror-vip"
@@ -380,6 +381,8 @@ class LocalStack(Service):
         from google.cloud import compute_v1  # noqa: PLC0415
 
         layout = self.mirrors[mirror]
+        if layout.mode == "route":
+            return route_holder(self.compute.url, layout)
         kwargs: dict[str, Any] = {
             "credentials": AnonymousCredentials(),  # type: ignore[no-untyped-call]
             "client_options": {"api_endpoint": self.compute.url},

@@ -16,6 +16,7 @@ from emulators import JsonDict
 from emulators.compute import ComputeEmulator
 from emulators.rfc3339 import rfc3339_to_epoch
 from local.mirrors import MirrorLayout
+from local.route_view import route_milestones, route_timeline
 
 
 class Recorded(Protocol):
@@ -95,6 +96,8 @@ def milestones(stack: Recorded, published: Published) -> dict[str, float]:
     """Key moments of one move, as monotonic times: `received` (the function's first read),
     `alias_removed`, `alias_added`, `public_released`, `public_attached` (operations applied)."""
     layout = stack.mirrors[published.mirror]
+    if layout.mode == "route":
+        return route_milestones(stack, published)
     names = {m.name for m in layout.members}
     found: dict[str, float] = {}
     reads = [
@@ -136,6 +139,8 @@ def build_timeline(
             else f"publish FAILED: {published.summary}",
         ),
     ]
+    if layout.mode == "route":
+        entries += route_timeline(stack, published)
     names = {m.name for m in layout.members}
     for request in stack.compute.requests():
         if request.time < published.started or instance_in_path(request.path) not in names:
@@ -162,7 +167,7 @@ def build_timeline(
         "public_attached": f"static IP attached to {published.instance} (operation DONE)",
     }
     for key, label in labels.items():
-        if key in marks:
+        if key in marks and layout.mode == "alias":
             entries.append(TimelineEntry(marks[key] - published.started, label))
     if outcome is not None:
         began = marks.get("received", published.returned)

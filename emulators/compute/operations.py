@@ -1,4 +1,5 @@
-"""Zone operations: one per accepted mutation, applied when due, and the `requestId`s naming them.
+"""Operations (zonal, regional, global): one per accepted mutation, applied when due, and the
+`requestId`s naming them.
 
 A mutation's `Plan` (see `resources`) is applied when its operation finishes: at once with latency
 0, else the operation is PENDING for half the latency, RUNNING for the other half, then applies
@@ -23,13 +24,13 @@ from typing import Protocol, TypeVar
 from emulators import JsonDict
 from emulators.compute.errors import HTTP_STATUS_TEXT, OperationFailure, not_found
 from emulators.compute.resources import Plan
-from emulators.compute.urls import API_ROOT
+from emulators.compute.urls import scope_url
 from emulators.rfc3339 import format_rfc3339
 
 OPERATION_USER = "emulator@compute-emulator.invalid"
 
 OperationKey = tuple[str, str, str]
-"""(project, zone, operation name)."""
+"""(project, scope, operation name); the scope is a zone name, `regions/R` or `global`."""
 
 
 class _Countdown(Protocol):
@@ -82,13 +83,18 @@ def _now() -> str:
 
 def new_operation(plan: Plan) -> JsonDict:
     """A PENDING `compute#operation` for a plan, as the mutation's response shows it."""
-    project, zone, _ = plan.target
+    project, scope, _ = plan.target
     name = operation_name()
+    where: JsonDict = {}
+    if scope.startswith("regions/"):
+        where["region"] = scope_url(project, scope)
+    elif scope != "global":
+        where["zone"] = scope_url(project, scope)
     return {
         "kind": "compute#operation",
         "id": str(random.randrange(10**18, 10**19)),  # noqa: S311 - ids, not secrets
         "name": name,
-        "zone": f"{API_ROOT}/projects/{project}/zones/{zone}",
+        **where,
         "operationType": plan.operation_type,
         "targetLink": plan.target_link,
         "targetId": plan.target_id,
@@ -96,7 +102,7 @@ def new_operation(plan: Plan) -> JsonDict:
         "user": OPERATION_USER,
         "progress": 0,
         "insertTime": _now(),
-        "selfLink": f"{API_ROOT}/projects/{project}/zones/{zone}/operations/{name}",
+        "selfLink": f"{scope_url(project, scope)}/operations/{name}",
     }
 
 
@@ -202,11 +208,12 @@ class Operations:
         try:
             return self._operations[key]
         except KeyError:
-            project, zone, name = key
-            raise not_found(f"projects/{project}/zones/{zone}/operations/{name}") from None
+            project, scope, name = key
+            where = scope if scope == "global" or "/" in scope else f"zones/{scope}"
+            raise not_found(f"projects/{project}/{where}/operations/{name}") from None
 
     def wait(self, key: OperationKey, max_seconds: float) -> JsonDict:
-        """Long-poll until DONE, `stopping` or `max_seconds`, like zoneOperations.wait."""
+        """Long-poll until DONE, `stopping` or `max_seconds`, like `*Operations.wait`."""
         with self._lock:
             operation = self.get(key)
             self._lock.wait_for(

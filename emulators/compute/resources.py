@@ -28,7 +28,14 @@ from emulators.compute.errors import (
     required,
     unknown_field,
 )
-from emulators.compute.state import InstanceKey, RegionalKey, load_state, new_fingerprint
+from emulators.compute.state import (
+    InstanceKey,
+    RegionalKey,
+    VpcState,
+    load_state,
+    load_vpc_state,
+    new_fingerprint,
+)
 from emulators.compute.urls import API_ROOT, region_of, resource_path, segment_after
 
 EPHEMERAL_POOL = ipaddress.ip_network("192.0.2.0/24")
@@ -139,12 +146,15 @@ class ComputeModel:
         self.instances: dict[InstanceKey, JsonDict] = {}
         self.subnetworks: dict[RegionalKey, JsonDict] = {}
         self.addresses: dict[RegionalKey, JsonDict] = {}
+        self.vpc = VpcState()
+        """Routes, forwarding rules and target instances (served by `vpc`)."""
 
     # ---- loading and reading -------------------------------------------------------------------
 
     def load(self, state: JsonDict) -> None:
         """Replace every resource, filling in what GCE sets itself (see `state.load_state`)."""
         self.instances, self.subnetworks, self.addresses = load_state(state)
+        self.vpc = load_vpc_state(state)
         for (project, _, _), address in self.addresses.items():
             if "status" not in address and address.get("address"):
                 self.sync_address_users(project, [address["address"]])
@@ -156,6 +166,9 @@ class ComputeModel:
                 "instances": list(self.instances.values()),
                 "subnetworks": list(self.subnetworks.values()),
                 "addresses": list(self.addresses.values()),
+                "routes": list(self.vpc.routes.values()),
+                "forwardingRules": list(self.vpc.forwarding_rules.values()),
+                "targetInstances": list(self.vpc.target_instances.values()),
             }
         )
 

@@ -29,6 +29,7 @@ class Route:
 _ZONE = "projects/{project}/zones/{zone}"
 _INSTANCE = f"{_ZONE}/instances/{{instance}}"
 _REGION = "projects/{project}/regions/{region}"
+_GLOBAL = "projects/{project}/global"
 
 ROUTES: tuple[Route, ...] = (
     # What the function calls: read, mutate, wait.
@@ -71,6 +72,25 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         f"{_REGION}/addresses/{{resource}}/testIamPermissions",
     ),
+    # Route mode: the VIP as a custom static route (global), the public IP as a forwarding
+    # rule (regional) pointing at one target instance per member.
+    Route("compute.routes.insert", "POST", f"{_GLOBAL}/routes"),
+    Route("compute.routes.delete", "DELETE", f"{_GLOBAL}/routes/{{route}}"),
+    Route("compute.routes.get", "GET", f"{_GLOBAL}/routes/{{route}}"),
+    Route("compute.routes.list", "GET", f"{_GLOBAL}/routes"),
+    Route("compute.globalOperations.get", "GET", f"{_GLOBAL}/operations/{{operation}}"),
+    Route("compute.globalOperations.wait", "POST", f"{_GLOBAL}/operations/{{operation}}/wait"),
+    Route("compute.regionOperations.get", "GET", f"{_REGION}/operations/{{operation}}"),
+    Route("compute.regionOperations.wait", "POST", f"{_REGION}/operations/{{operation}}/wait"),
+    Route("compute.forwardingRules.get", "GET", f"{_REGION}/forwardingRules/{{forwardingRule}}"),
+    Route("compute.forwardingRules.list", "GET", f"{_REGION}/forwardingRules"),
+    Route(
+        "compute.forwardingRules.setTarget",
+        "POST",
+        f"{_REGION}/forwardingRules/{{forwardingRule}}/setTarget",
+    ),
+    Route("compute.targetInstances.get", "GET", f"{_ZONE}/targetInstances/{{targetInstance}}"),
+    Route("compute.targetInstances.list", "GET", f"{_ZONE}/targetInstances"),
 )
 
 

@@ -28,8 +28,9 @@ from emulators.compute.filters import parse_filter
 from emulators.compute.operations import Operations, take_fault
 from emulators.compute.resources import AliasConflictMode, ComputeModel, Plan
 from emulators.compute.routes import Route, list_body, match_route
-from emulators.compute.state import InstanceKey
+from emulators.compute.state import InstanceKey, VpcState
 from emulators.compute.urls import API_ROOT, region_of
+from emulators.compute.vpc import VpcPlanner
 from emulators.service import Service
 
 MUTATING_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -38,9 +39,19 @@ _RESOURCES = {
     "instances": ("instance", "zone"),
     "addresses": ("address", "region"),
     "subnetworks": ("subnetwork", "region"),
+    "routes": ("route", "global"),
+    "forwardingRules": ("forwardingRule", "region"),
+    "targetInstances": ("targetInstance", "zone"),
 }
 """Collections read by get/list/aggregatedList: their kind (= the path parameter naming one)
-and the path parameter of their scope."""
+and the path parameter of their scope (`global` for global resources)."""
+WAIT_METHODS = frozenset(
+    {
+        "compute.zoneOperations.wait",
+        "compute.regionOperations.wait",
+        "compute.globalOperations.wait",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,22 @@ def _parse_body(raw_body: bytes) -> tuple[Any, ApiError | None]:
         return text, ApiError(400, "parseError", "Invalid JSON payload received.")
 
 
+def _operation_key(params: dict[str, str]) -> tuple[str, str, str]:
+    """(project, scope, name) of a zonal, regional or global operation's path parameters."""
+    if "zone" in params:
+        scope = params["zone"]
+    elif "region" in params:
+        scope = f"regions/{params['region']}"
+    else:
+        scope = "global"
+    return params["project"], scope, params["operation"]
+
+
+def _scope_path(scope_kind: str, scope: str) -> str:
+    """`zones/Z`, `regions/R`, or `global`."""
+    return "global" if scope_kind == "global" else f"{scope_kind}/{scope}"
+
+
 def _zone_resource(project: str, zone: str) -> JsonDict:
     """A synthesised `compute#zone` (zones exist where instances are)."""
     return {
@@ -179,6 +206,7 @@ class ComputeEmulator(Service):
         self._alias_conflict_mode: AliasConflictMode = alias_conflict_mode
         self._lock = threading.Condition(threading.RLock())
         self._model = ComputeModel()
+        self._vpc = VpcPlanner(self._model)
         self._operations = Operations(self._lock, op_latency)
         self._requests: list[RecordedRequest] = []
         self._faults: dict[str, list[_InjectedFault]] = collections.defaultdict(list)
@@ -255,6 +283,22 @@ class ComputeEmulator(Service):
         with self._lock:
             return copy.deepcopy(self._model.addresses[(project, region, name)])
 
+    def routes(self, project: str) -> list[JsonDict]:
+        """The project's routes, by name (deep copies)."""
+        with self._lock:
+            routes = self._model.vpc.routes
+            return [copy.deepcopy(routes[k]) for k in sorted(routes) if k[0] == project]
+
+    def forwarding_rule(self, project: str, region: str, name: str) -> JsonDict:
+        with self._lock:
+            return copy.deepcopy(self._model.vpc.forwarding_rules[(project, region, name)])
+
+    def edit_vpc(self, edit: Callable[[VpcState], None]) -> None:
+        """Change routes, forwarding rules or target instances out of band (a route deleted by
+        hand in the console, say)."""
+        with self._lock:
+            edit(self._model.vpc)
+
     def operations(self) -> list[JsonDict]:
         """Every operation created so far, oldest first (deep copies)."""
         with self._lock:
@@ -278,11 +322,11 @@ class ComputeEmulator(Service):
             return list(self._requests)
 
     def mutations(self) -> list[RecordedRequest]:
-        """Requests that ask for a change (zoneOperations.wait is a POST but changes nothing)."""
+        """Requests that ask for a change (`*Operations.wait` is a POST but changes nothing)."""
         return [
             r
             for r in self.requests()
-            if r.http_method in MUTATING_METHODS and r.method_id != "compute.zoneOperations.wait"
+            if r.http_method in MUTATING_METHODS and r.method_id not in WAIT_METHODS
         ]
 
     def call_counts(self) -> collections.Counter[str]:
@@ -446,9 +490,8 @@ class ComputeEmulator(Service):
             values = query.get(name)
             return values[0] if values else None
 
-        if method_id == "compute.zoneOperations.wait":
-            key = (params["project"], params["zone"], params["operation"])
-            return self._operations.wait(key, self._wait_max_seconds)
+        if method_id in WAIT_METHODS:
+            return self._operations.wait(_operation_key(params), self._wait_max_seconds)
         with self._lock:
             if method_id.endswith(".testIamPermissions"):
                 return self._test_permissions(method_id, params, body)
@@ -467,9 +510,8 @@ class ComputeEmulator(Service):
         project = params["project"]
         if collection in _RESOURCES:
             return self._read_resource(collection, verb, params, filter_text)
-        if collection == "zoneOperations" and verb == "get":
-            key = (project, params["zone"], params["operation"])
-            return copy.deepcopy(self._operations.get(key).resource)
+        if collection.endswith("Operations") and verb == "get":
+            return copy.deepcopy(self._operations.get(_operation_key(params)).resource)
         if collection == "zoneOperations":
             return self._operation_list(params, filter_text)
         if verb == "get":
@@ -483,29 +525,33 @@ class ComputeEmulator(Service):
         project = params["project"]
         if verb == "aggregatedList":
             return self._aggregated_list(kind, project, filter_text)
+        scope = params.get(scope_param, "global")
         if verb == "list":
-            return self._scoped_list(kind, project, params[scope_param], filter_text)
-        return self._get(kind, project, params[scope_param], params[kind])
+            return self._scoped_list(kind, project, scope, filter_text)
+        return self._get(kind, project, scope, params[kind])
 
     def _get(self, kind: str, project: str, scope: str, name: str) -> JsonDict:
         resources, collection, scope_kind = self._collection(kind)
         try:
             return copy.deepcopy(resources[(project, scope, name)])
         except KeyError:
-            path = f"projects/{project}/{scope_kind}/{scope}/{collection}/{name}"
+            path = f"projects/{project}/{_scope_path(scope_kind, scope)}/{collection}/{name}"
             raise not_found(path) from None
 
     def _collection(self, kind: str) -> tuple[dict[tuple[str, str, str], JsonDict], str, str]:
-        """(resources, collection name, scope kind) of `instance`, `address` or `subnetwork`."""
+        """(resources, collection name, scope kind) of a kind in `_RESOURCES`."""
         model = self._model
         return {
             "instance": (model.instances, "instances", "zones"),
             "address": (model.addresses, "addresses", "regions"),
             "subnetwork": (model.subnetworks, "subnetworks", "regions"),
+            "route": (model.vpc.routes, "routes", "global"),
+            "forwardingRule": (model.vpc.forwarding_rules, "forwardingRules", "regions"),
+            "targetInstance": (model.vpc.target_instances, "targetInstances", "zones"),
         }[kind]
 
     def _scoped_list(self, kind: str, project: str, scope: str, filter_text: str) -> JsonDict:
-        """`instances.list` (in a zone), `addresses.list` and `subnetworks.list` (in a region)."""
+        """`*.list` in a zone, a region or (routes) the project."""
         resources, collection, scope_kind = self._collection(kind)
         predicate = parse_filter(filter_text)
         items = [
@@ -513,7 +559,7 @@ class ComputeEmulator(Service):
             for (p, s, _), resource in resources.items()
             if (p, s) == (project, scope) and predicate(resource)
         ]
-        path = f"projects/{project}/{scope_kind}/{scope}/{collection}"
+        path = f"projects/{project}/{_scope_path(scope_kind, scope)}/{collection}"
         return list_body(f"compute#{kind}List", path, items)
 
     def _aggregated_list(self, kind: str, project: str, filter_text: str) -> JsonDict:
@@ -585,12 +631,20 @@ class ComputeEmulator(Service):
         body: Any,
     ) -> JsonDict:
         project = params["project"]
-        key: InstanceKey = (project, params["zone"], params["instance"])
         request_id = arg("requestId")
         replayed = self._operations.replay(project, request_id)
         if replayed is not None:
             return replayed
-        plan = self._plan(method_id, key, arg, body)
+        if method_id == "compute.routes.insert":
+            plan = self._vpc.plan_insert_route(project, body)
+        elif method_id == "compute.routes.delete":
+            plan = self._vpc.plan_delete_route(project, params["route"])
+        elif method_id == "compute.forwardingRules.setTarget":
+            rule = (project, params["region"], params["forwardingRule"])
+            plan = self._vpc.plan_set_target(rule, body)
+        else:
+            key: InstanceKey = (project, params["zone"], params["instance"])
+            plan = self._plan(method_id, key, arg, body)
         return self._operations.start(method_id, plan, request_id)
 
     def _plan(

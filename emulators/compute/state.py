@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import hashlib
 import secrets
 from typing import Any
@@ -21,6 +22,7 @@ from emulators.compute.urls import (
     instance_url,
     last_segment,
     region_url,
+    route_url,
     segment_after,
     zone_url,
 )
@@ -72,6 +74,52 @@ def load_state(
         for i, r in enumerate(_resources(state, "addresses"))
     }
     return instances, subnetworks, addresses
+
+
+@dataclasses.dataclass
+class VpcState:
+    """Routes (global), forwarding rules (regional) and target instances (zonal), keyed like the
+    other resources; a route's scope is `global`."""
+
+    routes: dict[tuple[str, str, str], JsonDict] = dataclasses.field(default_factory=dict)
+    forwarding_rules: dict[RegionalKey, JsonDict] = dataclasses.field(default_factory=dict)
+    target_instances: dict[InstanceKey, JsonDict] = dataclasses.field(default_factory=dict)
+
+
+def load_vpc_state(state: Any) -> VpcState:
+    """The state file's `routes`, `forwardingRules` and `targetInstances` (each optional).
+
+    Raises:
+        StateError: as `load_state`; a route needs `name` and a `selfLink` or `network` URL.
+    """
+    if not isinstance(state, dict):
+        raise StateError("state: expected a JSON object")
+    routes = {}
+    for index, route in enumerate(_resources(state, "routes")):
+        name = _required(route, "name", "routes", index)
+        project = _project(route, "network", "routes", index)
+        route.setdefault("kind", "compute#route")
+        route.setdefault("id", stable_id(project, "route", name))
+        route.setdefault("priority", 1000)
+        route.setdefault("selfLink", route_url(project, name))
+        routes[(project, "global", name)] = route
+    rules = {
+        _key(r, "forwardingRules", i, "region"): _filled_regional(
+            r, "forwardingRules", i, "forwardingRule"
+        )
+        for i, r in enumerate(_resources(state, "forwardingRules"))
+    }
+    targets = {}
+    for index, target in enumerate(_resources(state, "targetInstances")):
+        project, zone, name = _key(target, "targetInstances", index, "zone")
+        target.setdefault("kind", "compute#targetInstance")
+        target.setdefault("id", stable_id(project, zone, "targetInstance", name))
+        if "projects/" not in target["zone"]:
+            target["zone"] = zone_url(project, zone)
+        target.setdefault("natPolicy", "NO_NAT")
+        target.setdefault("selfLink", f"{zone_url(project, zone)}/targetInstances/{name}")
+        targets[(project, zone, name)] = target
+    return VpcState(routes, rules, targets)
 
 
 def _resources(state: JsonDict, collection: str) -> list[JsonDict]:
@@ -138,6 +186,6 @@ def _filled_regional(resource: JsonDict, collection: str, index: int, kind: str)
     if "projects/" not in resource["region"]:
         resource["region"] = region_url(project, region)
     resource.setdefault("selfLink", f"{region_url(project, region)}/{collection}/{name}")
-    if kind == "subnetwork":
+    if kind in {"subnetwork", "forwardingRule"}:
         resource.setdefault("fingerprint", new_fingerprint())
     return resource

@@ -34,6 +34,19 @@ def network_url(project: str, name: str) -> str:
     return f"{API_ROOT}/projects/{project}/global/networks/{name}"
 
 
+def route_url(project: str, name: str) -> str:
+    return f"{API_ROOT}/projects/{project}/global/routes/{name}"
+
+
+def scope_url(project: str, scope: str) -> str:
+    """The URL of an operation's scope: a zone name, `regions/R` or `global`."""
+    if scope == "global":
+        return f"{API_ROOT}/projects/{project}/global"
+    if scope.startswith("regions/"):
+        return region_url(project, scope.removeprefix("regions/"))
+    return zone_url(project, scope)
+
+
 def resource_path(url: str) -> str:
     """`https://.../compute/v1/projects/p/zones/z` -> `projects/p/zones/z`; partial URLs too."""
     index = url.find("projects/")

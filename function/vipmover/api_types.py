@@ -92,6 +92,34 @@ class TestPermissionsResponseJson(TypedDict, total=False):
     permissions: list[str]
 
 
+class RouteJson(TypedDict, total=False):
+    name: str
+    description: str
+    network: str
+    destRange: str
+    priority: int
+    nextHopInstance: str
+    nextHopIp: str
+    nextHopGateway: str
+    nextHopIlb: str
+    nextHopVpnTunnel: str
+
+
+class RouteListJson(TypedDict, total=False):
+    items: list[RouteJson]
+    nextPageToken: str
+
+
+class ForwardingRuleJson(TypedDict, total=False):
+    name: str
+    IPAddress: str
+    target: str
+
+
+class TargetReferenceJson(TypedDict):
+    target: str
+
+
 class OperationErrorItemJson(TypedDict, total=False):
     code: str
     message: str
@@ -104,6 +132,7 @@ class OperationErrorJson(TypedDict, total=False):
 class OperationJson(TypedDict, total=False):
     name: str
     zone: str
+    region: str
     status: str
     error: OperationErrorJson
 
@@ -128,6 +157,10 @@ SCHEMAS: dict[str, type] = {
     "Subnetwork": SubnetworkJson,
     "TestPermissionsRequest": TestPermissionsRequestJson,
     "TestPermissionsResponse": TestPermissionsResponseJson,
+    "Route": RouteJson,
+    "RouteList": RouteListJson,
+    "ForwardingRule": ForwardingRuleJson,
+    "TargetReference": TargetReferenceJson,
 }
 """Discovery schema name -> the TypedDict that mirrors it (nested error shapes are checked by
 their parent's path)."""

@@ -32,26 +32,33 @@ from .api_types import (
     AddressJson,
     AddressListJson,
     AliasIpRangeJson,
+    ForwardingRuleJson,
     InstanceAggregatedListJson,
     InstanceJson,
     InstancesSetLabelsRequestJson,
     OperationJson,
+    RouteJson,
+    RouteListJson,
     SubnetworkJson,
+    TargetReferenceJson,
     TestPermissionsRequestJson,
     TestPermissionsResponseJson,
 )
 from .config import InstanceRef
 from .errors import (
     AddressInUse,
+    AlreadyExists,
     ApiUnavailable,
     Conflict,
     FingerprintRace,
     MirrorVipError,
+    NotFound,
     OperationFailed,
     OperationTimeout,
     RequestRefused,
 )
 from .plan import AccessConfig, AddressState, AliasRange, NicState
+from .route_plan import ForwardingRuleState, NewRoute, RouteState, instance_path
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -76,13 +83,34 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Operation:
-    """A zonal operation: where to wait for it, and its error if it was already DONE."""
+    """An operation: where to wait for it, and its error if it was already DONE."""
 
     project: str
     zone: str
+    """The zone of a zonal operation; `regions/R` or `global` for the others."""
     name: str
     done: bool
     error: tuple[str, str] | None = None
+
+    @property
+    def scope(self) -> tuple[str, str]:
+        """(`zoneOperations` | `regionOperations` | `globalOperations`, path under project)."""
+        if self.zone == "global":
+            return "globalOperations", "global"
+        if self.zone.startswith("regions/"):
+            return "regionOperations", self.zone
+        return "zoneOperations", f"zones/{self.zone}"
+
+
+@dataclass(frozen=True)
+class HopState:
+    """What route mode needs to know of the new primary's VM."""
+
+    instance: InstanceRef
+    status: str
+    can_ip_forward: bool
+    network: str
+    """The network of the mirror's NIC, `projects/P/global/networks/N`."""
 
 
 def request_id(*parts: str) -> str:
@@ -137,7 +165,11 @@ def _map_http_error(method_id: str, err: HttpError) -> MirrorVipError:
         return AddressInUse(f"{AddressInUse.code}: {err.message}")
     if ONE_ACCESS_CONFIG in err.message:
         return Conflict(text)
-    return RequestRefused(text)
+    by_status: dict[int, type[RequestRefused] | type[AlreadyExists]] = {
+        404: NotFound,
+        409: AlreadyExists,
+    }
+    return by_status.get(err.status, RequestRefused)(text)
 
 
 def map_api_error(method_id: str, err: Exception) -> MirrorVipError | None:
@@ -589,6 +621,136 @@ class ComputeGateway:
         )
         return _operation(ref.project, ref.zone, cast(OperationJson, answer))
 
+    # -- route mode: routes, forwarding rules (global and regional: no zone on the path) ------
+
+    def read_hop(self, ref: InstanceRef, nic_name: str, deadline: float) -> HopState:
+        """The new primary's status, `canIpForward` and the network of its NIC."""
+        instance = cast(
+            InstanceJson,
+            self._request(
+                "compute.instances.get",
+                "GET",
+                f"{ref.project}/zones/{ref.zone}/instances/{ref.name}",
+                deadline,
+            ),
+        )
+        for nic in instance.get("networkInterfaces", []):
+            if nic.get("name") == nic_name:
+                return HopState(
+                    ref,
+                    instance.get("status", ""),
+                    bool(instance.get("canIpForward", False)),
+                    _resource_path(nic.get("network", "")),
+                )
+        raise RequestRefused(f"{ref} has no network interface {nic_name}")
+
+    def list_routes(self, project: str, dest_range: str, deadline: float) -> list[RouteState]:
+        """Every route in the project whose `destRange` is `dest_range`, in any network."""
+        params = {"filter": f'destRange = "{dest_range}"'}
+        routes: list[RouteState] = []
+        while True:
+            page = cast(
+                RouteListJson,
+                self._request(
+                    "compute.routes.list",
+                    "GET",
+                    f"{project}/global/routes",
+                    deadline,
+                    params=params,
+                ),
+            )
+            routes.extend(_route_state(r) for r in page.get("items", []))
+            if not page.get("nextPageToken"):
+                return routes
+            params = {**params, "pageToken": page["nextPageToken"]}
+
+    def insert_route(
+        self,
+        project: str,
+        network: str,
+        dest_range: str,
+        route: NewRoute,
+        request_id: str,
+        deadline: float,
+    ) -> Operation:
+        """Insert a `nextHopInstance` route; its global operation is returned.
+
+        Raises:
+            Conflict: a route of that name exists already (a concurrent duplicate's insert).
+        """
+        body: RouteJson = {
+            "name": route.name,
+            "description": route.description,
+            "network": network,
+            "destRange": dest_range,
+            "priority": route.priority,
+            "nextHopInstance": instance_path(route.holder),
+        }
+        answer = self._request(
+            "compute.routes.insert",
+            "POST",
+            f"{project}/global/routes",
+            deadline,
+            params={"requestId": request_id},
+            body=body,
+        )
+        return _operation(project, "global", cast(OperationJson, answer))
+
+    def route_exists(self, project: str, name: str, deadline: float) -> bool:
+        """Whether the route exists now (False on 404)."""
+        try:
+            self._request("compute.routes.get", "GET", f"{project}/global/routes/{name}", deadline)
+        except NotFound:
+            return False
+        return True
+
+    def delete_route(
+        self, project: str, name: str, request_id: str, deadline: float
+    ) -> Operation | None:
+        """Delete a route; None when it is already gone (404)."""
+        try:
+            answer = self._request(
+                "compute.routes.delete",
+                "DELETE",
+                f"{project}/global/routes/{name}",
+                deadline,
+                params={"requestId": request_id},
+            )
+        except NotFound:
+            return None
+        return _operation(project, "global", cast(OperationJson, answer))
+
+    def read_forwarding_rule(
+        self, project: str, region: str, name: str, deadline: float
+    ) -> ForwardingRuleState:
+        rule = cast(
+            ForwardingRuleJson,
+            self._request(
+                "compute.forwardingRules.get",
+                "GET",
+                f"{project}/regions/{region}/forwardingRules/{name}",
+                deadline,
+            ),
+        )
+        return ForwardingRuleState(
+            name, rule.get("IPAddress", ""), _resource_path(rule.get("target", ""))
+        )
+
+    def set_forwarding_target(
+        self, project: str, region: str, name: str, target: str, request_id: str, deadline: float
+    ) -> Operation:
+        """Point a forwarding rule at `target` (a target instance path): a regional operation."""
+        body: TargetReferenceJson = {"target": target}
+        answer = self._request(
+            "compute.forwardingRules.setTarget",
+            "POST",
+            f"{project}/regions/{region}/forwardingRules/{name}/setTarget",
+            deadline,
+            params={"requestId": request_id},
+            body=body,
+        )
+        return _operation(project, f"regions/{region}", cast(OperationJson, answer))
+
     # -- operations ---------------------------------------------------------------------------
 
     def wait(self, op: Operation, deadline: float) -> None:
@@ -601,15 +763,16 @@ class ComputeGateway:
             Conflict: the NIC already had its one access config when it applied.
             OperationTimeout: still running at `deadline`.
         """
+        collection, scope = op.scope
         while not op.done:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise OperationTimeout(f"operation {op.name} in {op.zone} still running")
             try:
                 answer = self._request(
-                    "compute.zoneOperations.wait",
+                    f"compute.{collection}.wait",
                     "POST",
-                    f"{op.project}/zones/{op.zone}/operations/{op.name}/wait",
+                    f"{op.project}/{scope}/operations/{op.name}/wait",
                     deadline,
                     timeout=min(WAIT_CALL_S, max(remaining, 1.0)),
                 )
@@ -644,3 +807,22 @@ def _operation(project: str, zone: str, answer: OperationJson) -> Operation:
     if "error" in answer and error is None:
         error = ("UNKNOWN", "operation failed")
     return Operation(project, zone, answer.get("name", ""), answer.get("status") == "DONE", error)
+
+
+def _resource_path(url: str) -> str:
+    """`https://.../compute/v1/projects/p/...` -> `projects/p/...` (partial URLs too)."""
+    index = url.find("projects/")
+    return url[index:] if index >= 0 else url
+
+
+def _route_state(route: RouteJson) -> RouteState:
+    hops = ("nextHopInstance", "nextHopIp", "nextHopGateway", "nextHopIlb", "nextHopVpnTunnel")
+    hop = next((str(route[h]) for h in hops if route.get(h)), "")  # type: ignore[literal-required]
+    return RouteState(
+        name=route.get("name", ""),
+        network=_resource_path(route.get("network", "")),
+        dest_range=route.get("destRange", ""),
+        priority=int(route.get("priority", 1000)),
+        next_hop=_resource_path(hop),
+        description=route.get("description", ""),
+    )

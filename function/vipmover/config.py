@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigError
 
@@ -66,8 +66,24 @@ class PublicIp:
 
 
 @dataclass(frozen=True)
+class ForwardingRuleIp:
+    """A static external IP held by a protocol forwarding rule, retargeted at the primary's
+    target instance: a regional operation that never touches the old primary's zone."""
+
+    forwarding_rule: str
+    region: str
+
+
+Mode = Literal["alias", "route"]
+
+
+@dataclass(frozen=True)
 class MirrorConfig:
-    """One IRIS mirror: its VIP and its members."""
+    """One IRIS mirror: its VIP and its members.
+
+    `mode` `alias` puts the VIP on the primary's NIC as an alias IP range; `route` sends it to
+    the primary with a custom static route in `network` (see `route_plan`).
+    """
 
     name: str
     project: str
@@ -76,6 +92,16 @@ class MirrorConfig:
     subnetwork_range_name: str | None
     public_ip: PublicIp | None
     members: tuple[InstanceRef, ...]
+    mode: Mode = "alias"
+    network: str | None = None
+    """Route mode: the VPC network; None means the network of the primary's NIC."""
+    forwarding_rule: ForwardingRuleIp | None = None
+    target_instances: tuple[tuple[InstanceRef, str], ...] = ()
+    """(member, its target instance's name), for `forwarding_rule`."""
+
+    def target_instance(self, member: InstanceRef) -> str | None:
+        """The name of the member's target instance (in its zone), if configured."""
+        return next((name for ref, name in self.target_instances if ref == member), None)
 
     @property
     def vip(self) -> str:
@@ -183,6 +209,18 @@ def _public_ip(value: Any, where: str, default_region: str) -> PublicIp:
     return PublicIp(address_name, region, access_config_name, restore)
 
 
+def _target_instances(value: Any, where: str, project: str) -> tuple[tuple[InstanceRef, str], ...]:
+    """Each member's `target_instance`, where given (checked against the mode elsewhere)."""
+    pairs = []
+    for index, raw in enumerate(value):
+        name = raw.get("target_instance")
+        if name is not None:
+            here = f"{where}[{index}].target_instance"
+            _string(name, here, NAME_RE, "a valid target instance name")
+            pairs.append((InstanceRef(project, raw["zone"], raw["instance"]), name))
+    return tuple(pairs)
+
+
 def _members(value: Any, where: str, project: str) -> tuple[InstanceRef, ...]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{where}: expected a non-empty list of members")
@@ -190,7 +228,7 @@ def _members(value: Any, where: str, project: str) -> tuple[InstanceRef, ...]:
     for index, raw in enumerate(value):
         here = f"{where}[{index}]"
         obj = _mapping(raw, here)
-        _no_unknown_keys(obj, {"instance", "zone"}, here)
+        _no_unknown_keys(obj, {"instance", "zone", "target_instance"}, here)
         name = _string(
             _require(obj, "instance", here), f"{here}.instance", NAME_RE, "a valid instance name"
         )
@@ -216,6 +254,8 @@ MIRROR_KEYS = {
     "subnetwork_range_name",
     "public_ip",
     "members",
+    "mode",
+    "network",
 }
 
 
@@ -234,10 +274,85 @@ def _mirror(name: str, value: Any, default_project: Callable[[], str | None]) ->
     if range_name is not None:
         _string(range_name, f"{where}.subnetwork_range_name")
     members = _members(_require(obj, "members", where), f"{where}.members", project)
-    public_ip = None
-    if obj.get("public_ip") is not None:
-        public_ip = _public_ip(obj["public_ip"], f"{where}.public_ip", members[0].region)
-    return MirrorConfig(name, project, nic, vip, range_name, public_ip, members)
+    targets = _target_instances(obj["members"], f"{where}.members", project)
+    public_ip = forwarding_rule = None
+    raw_public = obj.get("public_ip")
+    if isinstance(raw_public, Mapping) and "forwarding_rule" in raw_public:
+        forwarding_rule = _forwarding_rule(raw_public, f"{where}.public_ip", members[0].region)
+        _check_target_instances(members, targets, f"{where}.members")
+    elif raw_public is not None:
+        public_ip = _public_ip(raw_public, f"{where}.public_ip", members[0].region)
+    mode = obj.get("mode", "alias")
+    if mode not in ("alias", "route"):
+        raise ConfigError(f"{where}.mode: expected 'alias' or 'route', got {mode!r}")
+    network = obj.get("network")
+    if network is not None:
+        _string(network, f"{where}.network", NAME_RE, "a network name")
+    mirror = MirrorConfig(
+        name,
+        project,
+        nic,
+        vip,
+        range_name,
+        public_ip,
+        members,
+        mode,
+        network,
+        forwarding_rule,
+        targets,
+    )
+    _check_mode(mirror, where)
+    return mirror
+
+
+def _forwarding_rule(value: Mapping[str, Any], where: str, default_region: str) -> ForwardingRuleIp:
+    _no_unknown_keys(value, {"forwarding_rule", "region"}, where)
+    name = _string(
+        value["forwarding_rule"], f"{where}.forwarding_rule", NAME_RE, "a forwarding rule name"
+    )
+    region = value.get("region") or default_region
+    _string(region, f"{where}.region", REGION_RE, "a region such as us-west1")
+    return ForwardingRuleIp(name, region)
+
+
+def _check_target_instances(
+    members: tuple[InstanceRef, ...], targets: tuple[tuple[InstanceRef, str], ...], where: str
+) -> None:
+    """A forwarding rule can only follow the primary to a member that has a target instance."""
+    have = {ref for ref, _ in targets}
+    for index, member in enumerate(members):
+        if member not in have:
+            raise ConfigError(
+                f"{where}[{index}].target_instance: required when public_ip is a "
+                "forwarding_rule (the rule is retargeted at the new primary's target instance)"
+            )
+
+
+def _check_mode(mirror: MirrorConfig, where: str) -> None:
+    """What each mode cannot do, said at start-up rather than at the first failover."""
+    if mirror.mode == "alias":
+        if mirror.network is not None:
+            raise ConfigError(f"{where}.network: only used in route mode")
+        if mirror.forwarding_rule is not None:
+            raise ConfigError(
+                f"{where}.public_ip.forwarding_rule: not supported in alias mode yet; use "
+                "mode 'route', or address_name"
+            )
+        return
+    if mirror.private_vip.prefixlen != 32:
+        raise ConfigError(
+            f"{where}.private_vip: route mode routes one address; expected a /32, got {mirror.vip}"
+        )
+    if mirror.subnetwork_range_name is not None:
+        raise ConfigError(
+            f"{where}.subnetwork_range_name: alias mode only; in route mode the VIP lies "
+            "outside every subnet range"
+        )
+    if mirror.public_ip is not None:
+        raise ConfigError(
+            f"{where}.public_ip.address_name: route mode moves the public IP with a "
+            "forwarding_rule (an access config is bound to the old primary's zone)"
+        )
 
 
 def parse_config(raw: Any, default_project: Callable[[], str | None] = lambda: None) -> Config:

@@ -5,6 +5,7 @@ MirrorVipError
 │   ├── ConfigError       the mirror configuration is invalid (raised at start-up)
 │   ├── EventRejected     the event is malformed, unknown or not allowed
 │   ├── RequestRefused    the Compute API refused a request as invalid (400, 403, 404)
+│   │   └── NotFound      404: the resource does not exist (a route already deleted, say)
 │   └── PublicIpRefused   the private VIP moved; the static IP cannot follow (config, a non-member)
 └── RetryableError        redelivery may succeed: raise, so Pub/Sub redelivers
     ├── ApiUnavailable    429, 5xx, rate quotas, resourceNotReady, network, auth and garbled answers
@@ -12,7 +13,8 @@ MirrorVipError
     ├── OperationTimeout  an operation did not finish before its deadline
     ├── FingerprintRace   412 kept happening: someone else keeps changing the NIC or labels
     ├── Conflict          a concurrent change got there first (e.g. the NIC's one access config)
-    │   └── AddressInUse  GCE says the VIP is used by another resource (HTTP 400 or operation error)
+    │   ├── AddressInUse  GCE says the VIP is used by another resource (HTTP 400 or operation error)
+    │   └── AlreadyExists 409: a resource of that name exists (a concurrent route insert)
     ├── NotConverged      the state read back after the move is not the desired one
     ├── PublicIpUnavailable  the private VIP moved; the static IP failed in a way that may clear
     └── IdentityUnavailable  the signing certs to verify identity tokens could not be fetched
@@ -46,6 +48,10 @@ class EventRejected(PermanentError):
 
 class RequestRefused(PermanentError):
     """The Compute API answered 4xx (other than 412 and 429): fix the config or IAM."""
+
+
+class NotFound(RequestRefused):
+    """The Compute API answered 404: the named resource does not exist."""
 
 
 class PublicIpRefused(PermanentError):
@@ -88,6 +94,10 @@ class AddressInUse(Conflict):
     """
 
     code = "IP_IN_USE_BY_ANOTHER_RESOURCE"
+
+
+class AlreadyExists(Conflict):
+    """The Compute API answered 409: a resource of that name exists already."""
 
 
 class NotConverged(RetryableError):

@@ -20,6 +20,7 @@ from .event import MirrorEvent, PubSubMessage, format_rfc3339, parse_event, unwr
 from .identity import CertsCache, verify_identity
 from .mover import Mover, MoveReport
 from .outcome import Outcome
+from .route_mover import RouteMover
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -54,8 +55,11 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
         _describe(outcome, message, event)
         mirror, target = authorize(app.config, event)
         outcome.mirror, outcome.vip, outcome.from_member = mirror.name, mirror.vip, True
+        outcome.mode = mirror.mode
         outcome.identity = _check_identity(app, event, message, source)
-        mover = Mover(gateway, app.config.operation_timeout_s)
+        mover = (RouteMover if mirror.mode == "route" else Mover)(
+            gateway, app.config.operation_timeout_s
+        )
         heartbeat = event.type == "heartbeat"
         outcome.outcome = mover.move(
             mirror,

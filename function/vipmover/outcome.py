@@ -41,6 +41,8 @@ class Outcome:
     from_instance: str | None = None
     to_instance: str | None = None
     vip: str | None = None
+    mode: str | None = None
+    """`alias` or `route`: how the mirror's VIP follows its primary."""
     public_ip: str | None = None
     actions: list[str] = field(default_factory=list)
     steps_ms: dict[str, int] = field(default_factory=dict)

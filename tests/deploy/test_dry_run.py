@@ -35,6 +35,18 @@ EXPECTED_PERMISSIONS = {
     "compute.networks.useExternalIp",
     "compute.zoneOperations.get",
     "compute.instances.setLabels",
+    # route mode
+    "compute.routes.list",
+    "compute.routes.get",
+    "compute.routes.create",
+    "compute.routes.delete",
+    "compute.networks.updatePolicy",
+    "compute.instances.use",
+    "compute.globalOperations.get",
+    "compute.forwardingRules.get",
+    "compute.forwardingRules.setTarget",
+    "compute.targetInstances.use",
+    "compute.regionOperations.get",
 }
 
 

@@ -160,6 +160,10 @@ def test_every_route_is_a_real_method_with_its_verb_and_path(discovery: dict[str
         ("compute.addresses.list", {"filter"}),
         ("compute.addresses.aggregatedList", {"filter"}),
         ("compute.zoneOperations.list", {"filter"}),
+        ("compute.routes.insert", {"requestId"}),
+        ("compute.routes.delete", {"requestId"}),
+        ("compute.routes.list", {"filter"}),
+        ("compute.forwardingRules.setTarget", {"requestId"}),
     ],
 )
 def test_query_parameters_the_emulator_reads_are_real(
@@ -179,6 +183,8 @@ def test_request_bodies_the_emulator_takes_are_the_methods_request_schemas(
         "compute.instances.testIamPermissions": "TestPermissionsRequest",
         "compute.subnetworks.testIamPermissions": "TestPermissionsRequest",
         "compute.addresses.testIamPermissions": "TestPermissionsRequest",
+        "compute.routes.insert": "Route",
+        "compute.forwardingRules.setTarget": "TargetReference",
     }
     for method_id, schema in expected.items():
         assert method(discovery, method_id)["request"]["$ref"] == schema

@@ -21,6 +21,7 @@ import pytest
 from emulators.compute.server import ComputeEmulator
 from emulators.compute.urls import instance_url
 from fakes.layout import vip_on_first_vm
+from local.mirrors import compute_state, route_layout
 
 GCLOUD = shutil.which("gcloud")
 pytestmark = [
@@ -38,6 +39,7 @@ FINGERPRINT = bytes([0xFB, 0xFF, 0xBF, 0xFE, 0xFB, 0xEF, 0xFF, 0xFE])
 """Encodes with `+` and `/`, so gcloud's URL-safe re-encoding (`-`, `_`) really differs."""
 
 Gcloud = Callable[..., subprocess.CompletedProcess[str]]
+ROUTE_LAYOUT = route_layout(0, project="gcloud-route-proj")
 
 
 @pytest.fixture
@@ -55,11 +57,15 @@ def emu() -> Iterator[ComputeEmulator]:
 @pytest.fixture
 def gcloud(emu: ComputeEmulator, tmp_path: Path) -> Gcloud:
     """Run `gcloud compute ...` against the emulator with a scratch configuration."""
+    return _gcloud_runner(emu, tmp_path, PROJECT)
+
+
+def _gcloud_runner(emu: ComputeEmulator, tmp_path: Path, project: str) -> Gcloud:
     env = {
         **os.environ,
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE": f"{emu.url}/compute/v1/",
         "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
-        "CLOUDSDK_CORE_PROJECT": PROJECT,
+        "CLOUDSDK_CORE_PROJECT": project,
         "CLOUDSDK_CONFIG": str(tmp_path / "gcloud-config"),
         "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
         "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
@@ -167,3 +173,61 @@ def test_static_ip_moves_with_delete_and_add_access_config(
     address = emu.address(PROJECT, REGION, "iris-vip")
     assert address["status"] == "IN_USE"
     assert address["users"] == [instance_url(PROJECT, ZONE_B, "iris-b")]
+
+
+@pytest.fixture
+def route_emu() -> Iterator[ComputeEmulator]:
+    emulator = ComputeEmulator(compute_state([ROUTE_LAYOUT]), op_latency=0.2).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def test_route_mode_failover_by_hand_with_gcloud(
+    route_emu: ComputeEmulator, tmp_path: Path
+) -> None:
+    """What route mode does, done with Google's CLI: route create (a global operation waited
+    on), forwarding-rules set-target (a regional one), route delete."""
+    run = _gcloud_runner(route_emu, tmp_path, ROUTE_LAYOUT.project)
+    backup = ROUTE_LAYOUT.members[1]
+    created = run(
+        "routes",
+        "create",
+        "vip-to-backup",
+        "--network=default",
+        f"--destination-range={ROUTE_LAYOUT.vip}",
+        "--priority=900",
+        f"--next-hop-instance={backup.name}",
+        f"--next-hop-instance-zone={backup.zone}",
+    )
+    inside = run(
+        "routes",
+        "create",
+        "vip-in-subnet",
+        "--network=default",
+        "--destination-range=10.0.0.9/32",
+        f"--next-hop-instance={backup.name}",
+        f"--next-hop-instance-zone={backup.zone}",
+    )
+    retargeted = run(
+        "forwarding-rules",
+        "set-target",
+        "isc-mirror-fr",
+        f"--region={ROUTE_LAYOUT.region}",
+        f"--target-instance={backup.target_instance}",
+        f"--target-instance-zone={backup.zone}",
+    )
+    deleted = run("routes", "delete", "vip-to-backup", "--quiet")
+
+    assert created.returncode == 0, created.stderr
+    assert inside.returncode != 0
+    assert "destRange" in inside.stderr
+    assert retargeted.returncode == 0, retargeted.stderr
+    assert deleted.returncode == 0, deleted.stderr
+    rule = route_emu.forwarding_rule(ROUTE_LAYOUT.project, ROUTE_LAYOUT.region, "isc-mirror-fr")
+    assert rule["target"].endswith(f"/zones/{backup.zone}/targetInstances/{backup.target_instance}")
+    assert route_emu.routes(ROUTE_LAYOUT.project) == []
+    waits = route_emu.call_counts()
+    assert waits["compute.globalOperations.wait"] + waits["compute.globalOperations.get"] >= 2
+    assert waits["compute.regionOperations.wait"] + waits["compute.regionOperations.get"] >= 1

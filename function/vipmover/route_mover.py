@@ -1,0 +1,357 @@
+"""Move one mirror's VIP in route mode: read, decide, insert, then delete; repeat until settled.
+
+Each round reads the VIP's routes (global), the new primary's VM (its own zone) and the
+forwarding rule (regional) concurrently, decides with the same high-water-mark rules as alias
+mode (`plan.decide_mark`, the mark read from the routes' descriptions), plans with
+`route_plan`, and applies:
+
+    routes:  insert the winning route -> delete our older routes (in parallel)   [-> rebase]
+    public:  forwardingRules.setTarget to the new primary's target instance
+
+The route chain and the public chain run concurrently; the insert is the only write on the
+critical path, and nothing here touches the old primary's zone. A round that changed something
+is followed by another that reads again, so the move ends on a read that needs no change.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Literal, TypeVar
+
+from .compute import ComputeGateway, HopState, request_id
+from .config import InstanceRef, MirrorConfig
+from .errors import (
+    AlreadyExists,
+    EventRejected,
+    MirrorVipError,
+    NotConverged,
+    OperationFailed,
+    OperationTimeout,
+    PublicIpRefused,
+    RequestRefused,
+    public_ip_failure,
+)
+from .event import format_rfc3339
+from .mover import MoveReport, _run_concurrently
+from .plan import Mark, decide_mark, instance_of
+from .route_plan import (
+    ForwardingPlan,
+    ForwardingRuleState,
+    NewRoute,
+    OwnRoute,
+    RoutePlan,
+    RouteView,
+    instance_path,
+    plan_forwarding,
+    plan_routes,
+    view_routes,
+)
+
+T = TypeVar("T")
+MAX_ROUNDS = 5
+EXISTS_POLL_S = 0.2
+"""How often to look for a route that a concurrent duplicate inserted (409) until it exists."""
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """One round's reads."""
+
+    view: RouteView
+    network: str
+    hop: HopState | MirrorVipError
+    rule: ForwardingRuleState | MirrorVipError | None
+
+
+class RouteMover:
+    """Moves a route-mode mirror's VIP; the same `move` contract as `mover.Mover`.
+
+    Args:
+        gateway: The Compute boundary.
+        operation_timeout_s: Deadline for one whole move.
+    """
+
+    def __init__(self, gateway: ComputeGateway, operation_timeout_s: float) -> None:
+        self.gateway = gateway
+        self.operation_timeout_s = operation_timeout_s
+
+    def move(
+        self,
+        mirror: MirrorConfig,
+        target: InstanceRef,
+        event_key: str,
+        report: MoveReport,
+        event_time_ms: int | None = None,
+        *,
+        heartbeat: bool = False,
+    ) -> Literal["moved", "already_in_place"]:
+        """Route the mirror's VIP (and retarget its forwarding rule) to `target` alone.
+
+        Raises:
+            EventRejected: the event is stale, or the new primary is not running.
+            RetryableError: a call or an operation failed, or the state did not settle.
+            RequestRefused: the API refused a request (the VIP inside a subnet, say).
+            PublicIpRefused, PublicIpUnavailable: the VIP is routed, the public IP is not.
+        """
+        deadline = time.monotonic() + self.operation_timeout_s
+        run = _Run(self.gateway, mirror, f"{event_key}/{secrets.token_hex(8)}", report, deadline)
+        event = Mark(event_time_ms, target) if event_time_ms is not None else None
+        stale: Mark | None = None
+        moved = False
+        goal = target
+        for _ in range(MAX_ROUNDS):
+            seen = run.read(target)
+            newest = seen.view.newest_mark
+            decision = decide_mark(event, newest, goal, heartbeat=heartbeat)
+            if decision.stale:
+                report.actions.append(f"superseded_by:{decision.target.name}")
+                stale = stale or event
+            elif decision.target == target:
+                _check_hop(seen.hop, report)
+            goal, event = decision.target, decision.event
+            carried = (
+                event if decision.record else (newest if newest and newest.holder == goal else None)
+            )
+            plan = plan_routes(mirror, goal, carried, seen.view)
+            public = _plan_public(mirror, goal, seen.rule)
+            if report.from_instance is None:
+                report.from_instance = _previous_holder(seen.view, goal)
+            if plan.blocked is not None:
+                raise RequestRefused(f"{mirror.name}: {plan.blocked}")
+            if not plan.changes and public.set_target is None:
+                if stale is not None and not moved:
+                    raise _stale_rejection(stale, newest, heartbeat=heartbeat)
+                _raise_public_problem(mirror, goal, seen.rule, public)
+                return "moved" if moved else "already_in_place"
+            moved = run.apply(seen, plan, public) or moved
+        raise NotConverged(f"{mirror.name}: routes not settled after {MAX_ROUNDS} rounds")
+
+
+class _Run:
+    """The reads and writes of one move, sharing its requestId key, report and deadline."""
+
+    def __init__(
+        self,
+        gateway: ComputeGateway,
+        mirror: MirrorConfig,
+        key: str,
+        report: MoveReport,
+        deadline: float,
+    ) -> None:
+        self.gateway = gateway
+        self.mirror = mirror
+        self.key = key
+        self.report = report
+        self.deadline = deadline
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def read(self, event_member: InstanceRef) -> _Seen:
+        """Routes, the event's member's VM and the forwarding rule, all at once."""
+        started = time.monotonic()
+        mirror, gateway, deadline = self.mirror, self.gateway, self.deadline
+        rule_config = mirror.forwarding_rule
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            routes = pool.submit(gateway.list_routes, mirror.project, mirror.vip, deadline)
+            hop = pool.submit(
+                _kept, partial(gateway.read_hop, event_member, mirror.network_interface, deadline)
+            )
+            rule = None
+            if rule_config is not None:
+                read_rule = partial(
+                    gateway.read_forwarding_rule,
+                    mirror.project,
+                    rule_config.region,
+                    rule_config.forwarding_rule,
+                    deadline,
+                )
+                rule = pool.submit(_kept, read_rule)
+            seen_hop = hop.result()
+            network = self._network(seen_hop)
+            view = view_routes(mirror, network, routes.result())
+            seen_rule = rule.result() if rule is not None else None
+        self.report.step("read", started)
+        if isinstance(seen_rule, ForwardingRuleState):
+            self.report.public_ip = seen_rule.ip
+        return _Seen(view, network, seen_hop, seen_rule)
+
+    def _network(self, hop: HopState | MirrorVipError) -> str:
+        """The configured network, else the network of the new primary's NIC."""
+        if self.mirror.network is not None:
+            return f"projects/{self.mirror.project}/global/networks/{self.mirror.network}"
+        if isinstance(hop, MirrorVipError):
+            raise type(hop)(f"{hop}; set mirrors.{self.mirror.name}.network to route without it")
+        return hop.network
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def apply(self, seen: _Seen, plan: RoutePlan, public: ForwardingPlan) -> bool:
+        """Run the route chain and the public chain concurrently.
+
+        Returns:
+            Whether the VIP or the public IP changed hands (not a mark or a cleanup).
+        """
+        started = time.monotonic()
+        chains = {"private_ms": partial(self._routes, seen.network, plan)}
+        if public.set_target is not None:
+            chains["public_ms"] = partial(self._retarget, public.set_target, plan.target)
+        _run_concurrently(chains, self.report)
+        self.report.step("apply", started)
+        new_holder = plan.insert is not None and seen.view.holders() != (
+            instance_path(plan.target),
+        )
+        return new_holder or public.set_target is not None
+
+    def _routes(self, network: str, plan: RoutePlan) -> None:
+        """Make before break: the new route, then (in parallel) the deletion of older ones."""
+        if plan.insert is not None:
+            started = time.monotonic()
+            self._insert(network, plan.insert)
+            self.report.step("insert_route", started)
+            self.report.actions.append(f"insert_route:{plan.insert.holder.name}")
+        deletes = {f"delete:{own.route.name}": partial(self._delete, own) for own in plan.delete}
+        _run_concurrently(deletes, None)
+        if plan.rebase is not None:
+            copy, low = plan.rebase
+            self._insert(network, copy)
+            self._delete(low)
+            self.report.actions.append(f"rebase_route:{copy.holder.name}")
+
+    def _insert(self, network: str, route: NewRoute) -> None:
+        mirror = self.mirror
+        rid = request_id(self.key, "routes.insert", route.name)
+        try:
+            op = self.gateway.insert_route(
+                mirror.project, network, mirror.vip, route, rid, self.deadline
+            )
+            self.gateway.wait(op, self.deadline)
+        except AlreadyExists:
+            self._await_route(route.name)  # a concurrent duplicate inserts the same route
+        except OperationFailed as err:
+            if err.code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        except RequestRefused as err:
+            if "destRange" not in str(err):
+                raise
+            raise RequestRefused(
+                f"mirrors.{mirror.name}.private_vip: {mirror.vip} cannot be routed in {network}: "
+                f"{err}; in route mode the VIP must lie outside every subnet range"
+            ) from err
+
+    def _await_route(self, name: str) -> None:
+        """Wait until a route whose insert someone else started exists."""
+        while not self.gateway.route_exists(self.mirror.project, name, self.deadline):
+            if time.monotonic() + EXISTS_POLL_S >= self.deadline:
+                raise OperationTimeout(f"route {name}: inserted elsewhere, still not there")
+            time.sleep(EXISTS_POLL_S)
+
+    def _delete(self, own: OwnRoute) -> None:
+        rid = request_id(self.key, "routes.delete", own.route.name)
+        try:
+            op = self.gateway.delete_route(self.mirror.project, own.route.name, rid, self.deadline)
+            if op is not None:
+                self.gateway.wait(op, self.deadline)
+        except OperationFailed as err:
+            if err.code != "RESOURCE_NOT_FOUND":
+                raise
+        hop = own.holder.name if own.holder else own.route.next_hop
+        self.report.actions.append(f"delete_route:{hop}")
+
+    def _retarget(self, target_path: str, member: InstanceRef) -> None:
+        rule = self.mirror.forwarding_rule
+        assert rule is not None
+        rid = request_id(self.key, "setTarget", target_path)
+        try:
+            op = self.gateway.set_forwarding_target(
+                self.mirror.project,
+                rule.region,
+                rule.forwarding_rule,
+                target_path,
+                rid,
+                self.deadline,
+            )
+            self.gateway.wait(op, self.deadline)
+        except MirrorVipError as err:
+            raise public_ip_failure(
+                err, f"VIP {self.mirror.vip} is routed to {member.name}"
+            ) from err
+        self.report.actions.append(f"retarget_forwarding_rule:{member.name}")
+
+
+def _kept(read: Callable[[], T]) -> T | MirrorVipError:
+    """Run a read, returning its error instead of raising it (it may not matter)."""
+    try:
+        return read()
+    except MirrorVipError as err:
+        return err
+
+
+def _plan_public(
+    mirror: MirrorConfig, target: InstanceRef, rule: ForwardingRuleState | MirrorVipError | None
+) -> ForwardingPlan:
+    if isinstance(rule, ForwardingRuleState):
+        return plan_forwarding(mirror, target, rule)
+    return ForwardingPlan()
+
+
+def _raise_public_problem(
+    mirror: MirrorConfig,
+    target: InstanceRef,
+    rule: ForwardingRuleState | MirrorVipError | None,
+    public: ForwardingPlan,
+) -> None:
+    """Once the routes are settled, say why the public IP did not follow, if it did not."""
+    note = f"VIP {mirror.vip} is routed to {target.name}"
+    if isinstance(rule, MirrorVipError):
+        raise public_ip_failure(rule, note)
+    if public.blocked is not None:
+        raise public_ip_failure(PublicIpRefused(public.blocked), note)
+
+
+def _check_hop(hop: HopState | MirrorVipError, report: MoveReport) -> None:
+    """The new primary must be running; without canIpForward it will drop the VIP's packets."""
+    if isinstance(hop, MirrorVipError):
+        raise hop
+    if hop.status != "RUNNING":
+        raise EventRejected(
+            "target_not_running",
+            f"{hop.instance} is {hop.status}; a VM that is not running cannot be primary",
+        )
+    if not hop.can_ip_forward:
+        report.notes.append(
+            f"{hop.instance.name} has canIpForward=false: the route sends it the VIP's packets "
+            "but GCE drops them (recreate the VM with --can-ip-forward)"
+        )
+
+
+def _previous_holder(view: RouteView, goal: InstanceRef) -> str | None:
+    """The member the VIP is routed to now, if it is one member other than `goal`."""
+    holders = view.holders()
+    ref = instance_of(holders[0]) if len(holders) == 1 else None
+    return str(ref) if ref is not None and ref != goal else None
+
+
+def _stale_rejection(event: Mark, newest: Mark | None, *, heartbeat: bool) -> EventRejected:
+    holder = newest.holder if newest is not None else event.holder
+    newest_at = _ms_text(newest.time_ms) if newest is not None else "?"
+    if heartbeat:
+        return EventRejected(
+            "stale_heartbeat",
+            f"heartbeat from {event.holder}, but the last applied event ({newest_at}) made "
+            f"{holder} primary; a heartbeat never takes the VIP from it",
+        )
+    return EventRejected(
+        "stale_event",
+        f"event for {event.holder} published at {_ms_text(event.time_ms)} is older than the last "
+        f"applied event ({newest_at}), which made {holder} primary",
+    )
+
+
+def _ms_text(time_ms: int) -> str:
+    return format_rfc3339(datetime.fromtimestamp(time_ms / 1000, UTC))
