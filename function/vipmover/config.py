@@ -333,11 +333,6 @@ def _check_mode(mirror: MirrorConfig, where: str) -> None:
     if mirror.mode == "alias":
         if mirror.network is not None:
             raise ConfigError(f"{where}.network: only used in route mode")
-        if mirror.forwarding_rule is not None:
-            raise ConfigError(
-                f"{where}.public_ip.forwarding_rule: not supported in alias mode yet; use "
-                "mode 'route', or address_name"
-            )
         return
     if mirror.private_vip.prefixlen != 32:
         raise ConfigError(

@@ -44,6 +44,7 @@ from .errors import (
     public_ip_failure,
 )
 from .event import format_rfc3339
+from .forwarding import RuleRead, plan_rule, read_rule, retarget, rule_problem
 from .plan import (
     AddressState,
     Mark,
@@ -63,6 +64,7 @@ from .plan import (
     plan_move,
     superseded_by,
 )
+from .route_plan import ForwardingPlan, ForwardingRuleState
 
 MAX_FINGERPRINT_ATTEMPTS = 5
 MAX_ROUNDS = 3
@@ -161,12 +163,14 @@ class Mover:
         goal = goal.decided(decision)
         _check_target(seen.nics[goal.target])
         plan = self._plan(mirror, goal.target, seen, deadline)
+        rule = plan_rule(mirror, goal.target, seen.rule)
         if report.from_instance is None and plan.previous_holder:
             report.from_instance = str(plan.previous_holder)
-        if not plan.changes and not decision.record:
+        changes = plan.changes or rule.set_target is not None
+        if not changes and not decision.record:
             return _Round(goal, plan, seen, newest, settled=True, changed=False)
         mark = goal.event if decision.record else None
-        self._apply(mirror, plan, seen, mark, event_key, report, deadline)
+        self._apply(mirror, plan, rule, seen, mark, event_key, report, deadline)
         started = time.monotonic()
         after = self._read_back(mirror, seen.nics, deadline)
         report.step("verify", started)
@@ -176,25 +180,32 @@ class Mover:
             # handler does, so that whichever finishes last leaves the VIP there.
             report.actions.append(f"superseded_by:{successor.holder.name}")
             goal = dataclasses.replace(goal, target=successor.holder, event=None)
-            return _Round(goal, plan, seen, newest, settled=False, changed=plan.changes)
+            return _Round(goal, plan, seen, newest, settled=False, changed=changes)
         # Someone may have changed the NICs while we wrote: then read again and plan again.
         problems = _divergences(mirror, plan, seen.nics, after)
-        return _Round(goal, plan, seen, newest, not problems, plan.changes, tuple(problems))
+        return _Round(goal, plan, seen, newest, not problems, changes, tuple(problems))
 
     def _apply(
         self,
         mirror: MirrorConfig,
         plan: MovePlan,
+        rule: ForwardingPlan,
         seen: _Seen,
         mark: Mark | None,
         event_key: str,
         report: MoveReport,
         deadline: float,
     ) -> None:
-        """Run the private chain, the public chain and the mark writes concurrently."""
+        """Run the private chain, the public chain and the mark writes concurrently.
+
+        The public chain is the access-config dance for a reserved address, or one regional
+        `setTarget` for a forwarding rule (`rule`).
+        """
         started = time.monotonic()
         run = _MoveRun(self.gateway, mirror, plan, seen.nics, event_key, report, deadline)
         chains = {"private_ms": run.move_private, "public_ms": run.move_public}
+        if rule.set_target is not None:
+            chains["public_ms"] = partial(run.retarget_rule, rule.set_target)
         if mark is not None:
             chains["mark_ms"] = partial(run.record_marks, mark_label(mirror.name), mark)
         _run_concurrently(chains, report)
@@ -223,16 +234,20 @@ class Mover:
                 return err
 
         public = mirror.public_ip
-        with ThreadPoolExecutor(max_workers=len(mirror.members) + 1) as pool:
+        with ThreadPoolExecutor(max_workers=len(mirror.members) + 2) as pool:
             address = pool.submit(read_address, public) if public else None
+            rule = pool.submit(read_rule, self.gateway, mirror, deadline)
             reads = {ref: pool.submit(read_one, ref) for ref in mirror.members}
             nics = {ref: future.result() for ref, future in reads.items()}
             read = address.result() if address else None
+            seen_rule = rule.result()
         report.step("read", started)
+        if isinstance(seen_rule, ForwardingRuleState):
+            report.public_ip = seen_rule.ip
         if isinstance(read, AddressState):
             report.public_ip = read.ip
-            return _Seen(nics, read, None)
-        return _Seen(nics, None, read)
+            return _Seen(nics, read, None, rule=seen_rule)
+        return _Seen(nics, None, read, rule=seen_rule)
 
     def _plan(
         self, mirror: MirrorConfig, target: InstanceRef, seen: _Seen, deadline: float
@@ -307,15 +322,20 @@ class _Seen:
     address: AddressState | None
     address_error: MirrorVipError | None
     public_errors: list[MirrorVipError] = field(default_factory=list)
+    rule: RuleRead = None
+    """The forwarding rule holding the public IP, when the mirror's public IP is one."""
 
 
 def _raise_public_problem(
     mirror: MirrorConfig, plan: MovePlan, seen: _Seen, report: MoveReport
 ) -> None:
     """After the private VIP is settled, say why the static IP did not follow, if it did not."""
+    note = f"VIP {mirror.vip} is on {plan.target.name}"
+    rule = rule_problem(seen.rule, plan_rule(mirror, plan.target, seen.rule), note)
+    if rule is not None:
+        raise rule
     if mirror.public_ip is None:
         return
-    note = f"VIP {mirror.vip} is on {plan.target.name}"
     problems = [e for e in (seen.address_error, *seen.public_errors) if e is not None]
     if problems:
         raise public_ip_failure(problems[0], note)
@@ -547,6 +567,13 @@ class _MoveRun:
         raise FingerprintRace(f"{nic.instance}: labels changed on every try")
 
     # -- public IP ----------------------------------------------------------------------------
+
+    def retarget_rule(self, target_path: str) -> None:
+        """The public IP as a forwarding rule: one regional setTarget, no zone involved."""
+        target = self.plan.target
+        note = f"VIP {self.mirror.vip} is on {target.name}"
+        retarget(self.gateway, self.mirror, target_path, self.key, self.deadline, note)
+        self.report.actions.append(f"retarget_forwarding_rule:{target.name}")
 
     def move_public(self) -> None:
         """Free the static IP and the target's access config slot, then attach the static IP.

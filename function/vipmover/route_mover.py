@@ -33,11 +33,10 @@ from .errors import (
     NotConverged,
     OperationFailed,
     OperationTimeout,
-    PublicIpRefused,
     RequestRefused,
-    public_ip_failure,
 )
 from .event import format_rfc3339
+from .forwarding import RuleRead, plan_rule, read_rule, retarget, rule_problem
 from .mover import MoveReport, _run_concurrently
 from .plan import Mark, decide_mark, instance_of
 from .route_plan import (
@@ -48,7 +47,6 @@ from .route_plan import (
     RoutePlan,
     RouteView,
     instance_path,
-    plan_forwarding,
     plan_routes,
     view_routes,
 )
@@ -66,7 +64,7 @@ class _Seen:
     view: RouteView
     network: str
     hop: HopState | MirrorVipError
-    rule: ForwardingRuleState | MirrorVipError | None
+    rule: RuleRead
 
 
 class RouteMover:
@@ -119,7 +117,7 @@ class RouteMover:
                 event if decision.record else (newest if newest and newest.holder == goal else None)
             )
             plan = plan_routes(mirror, goal, carried, seen.view)
-            public = _plan_public(mirror, goal, seen.rule)
+            public = plan_rule(mirror, goal, seen.rule)
             if report.from_instance is None:
                 report.from_instance = _previous_holder(seen.view, goal)
             if plan.blocked is not None:
@@ -156,26 +154,16 @@ class _Run:
         """Routes, the event's member's VM and the forwarding rule, all at once."""
         started = time.monotonic()
         mirror, gateway, deadline = self.mirror, self.gateway, self.deadline
-        rule_config = mirror.forwarding_rule
         with ThreadPoolExecutor(max_workers=3) as pool:
             routes = pool.submit(gateway.list_routes, mirror.project, mirror.vip, deadline)
             hop = pool.submit(
                 _kept, partial(gateway.read_hop, event_member, mirror.network_interface, deadline)
             )
-            rule = None
-            if rule_config is not None:
-                read_rule = partial(
-                    gateway.read_forwarding_rule,
-                    mirror.project,
-                    rule_config.region,
-                    rule_config.forwarding_rule,
-                    deadline,
-                )
-                rule = pool.submit(_kept, read_rule)
+            rule = pool.submit(read_rule, gateway, mirror, deadline)
             seen_hop = hop.result()
             network = self._network(seen_hop)
             view = view_routes(mirror, network, routes.result())
-            seen_rule = rule.result() if rule is not None else None
+            seen_rule = rule.result()
         self.report.step("read", started)
         if isinstance(seen_rule, ForwardingRuleState):
             self.report.public_ip = seen_rule.ip
@@ -264,23 +252,8 @@ class _Run:
         self.report.actions.append(f"delete_route:{hop}")
 
     def _retarget(self, target_path: str, member: InstanceRef) -> None:
-        rule = self.mirror.forwarding_rule
-        assert rule is not None
-        rid = request_id(self.key, "setTarget", target_path)
-        try:
-            op = self.gateway.set_forwarding_target(
-                self.mirror.project,
-                rule.region,
-                rule.forwarding_rule,
-                target_path,
-                rid,
-                self.deadline,
-            )
-            self.gateway.wait(op, self.deadline)
-        except MirrorVipError as err:
-            raise public_ip_failure(
-                err, f"VIP {self.mirror.vip} is routed to {member.name}"
-            ) from err
+        note = f"VIP {self.mirror.vip} is routed to {member.name}"
+        retarget(self.gateway, self.mirror, target_path, self.key, self.deadline, note)
         self.report.actions.append(f"retarget_forwarding_rule:{member.name}")
 
 
@@ -292,26 +265,13 @@ def _kept(read: Callable[[], T]) -> T | MirrorVipError:
         return err
 
 
-def _plan_public(
-    mirror: MirrorConfig, target: InstanceRef, rule: ForwardingRuleState | MirrorVipError | None
-) -> ForwardingPlan:
-    if isinstance(rule, ForwardingRuleState):
-        return plan_forwarding(mirror, target, rule)
-    return ForwardingPlan()
-
-
 def _raise_public_problem(
-    mirror: MirrorConfig,
-    target: InstanceRef,
-    rule: ForwardingRuleState | MirrorVipError | None,
-    public: ForwardingPlan,
+    mirror: MirrorConfig, target: InstanceRef, rule: RuleRead, public: ForwardingPlan
 ) -> None:
     """Once the routes are settled, say why the public IP did not follow, if it did not."""
-    note = f"VIP {mirror.vip} is routed to {target.name}"
-    if isinstance(rule, MirrorVipError):
-        raise public_ip_failure(rule, note)
-    if public.blocked is not None:
-        raise public_ip_failure(PublicIpRefused(public.blocked), note)
+    problem = rule_problem(rule, public, f"VIP {mirror.vip} is routed to {target.name}")
+    if problem is not None:
+        raise problem
 
 
 def _check_hop(hop: HopState | MirrorVipError, report: MoveReport) -> None:

@@ -7,13 +7,14 @@ private network need the VIP whatever happens to the public side.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from conftest import FunctionFactory
 from emulators.compute.server import ComputeEmulator
-from local.mirrors import static_address
+from local.mirrors import compute_state, mirror_layout, route_layout, static_address
 from support import mirrors
 from support.compute_view import aliases, assert_vip_on, nat_ips, nic0
 from support.events import became_primary, cloud_event
@@ -207,3 +208,32 @@ def test_a_permanent_public_failure_never_hides_a_retryable_one(
     assert failed.outcome["error_reason"] == "ApiUnavailable"
     assert any("could not get an ephemeral one back" in n for n in failed.outcome["notes"])
     assert_vip_on(compute, mirrors.backup(), mirrors.primary())
+
+
+def test_a_forwarding_rule_public_ip_follows_in_alias_mode(
+    start_function: FunctionFactory, compute: ComputeEmulator
+) -> None:
+    """Alias mode may keep its public IP on a forwarding rule (regional) instead of an access
+    config: the move retargets the rule at the new primary's target instance."""
+    alias = dataclasses.replace(mirror_layout(0, project=mirrors.PROJECT), public=None)
+    regional = compute_state([route_layout(0, project=mirrors.PROJECT)])
+    state = compute_state([alias])
+    state["targetInstances"] = regional["targetInstances"]
+    state["forwardingRules"] = regional["forwardingRules"]
+    compute.load_state(state)
+    (rule,) = regional["forwardingRules"]
+    config = mirrors.config()
+    entry = config["mirrors"][mirrors.MIRROR]
+    entry["public_ip"] = {"forwarding_rule": rule["name"], "region": mirrors.REGION}
+    for member in entry["members"]:
+        member["target_instance"] = f"{member['instance']}-ti"
+    function = start_function(config)
+
+    delivery = function.deliver(cloud_event(became_primary(mirrors.backup())))
+
+    assert delivery.outcome["outcome"] == "moved"
+    assert "retarget_forwarding_rule:isc-backup-001" in delivery.outcome["actions"]
+    assert delivery.outcome["public_ip"] == rule["IPAddress"]
+    target = compute.state()["forwardingRules"][0]["target"]
+    assert target.endswith(f"/zones/{mirrors.BACKUP_ZONE}/targetInstances/isc-backup-001-ti")
+    assert aliases(compute, mirrors.backup()) == [mirrors.VIP]
