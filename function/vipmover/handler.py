@@ -19,6 +19,8 @@ from .event import MirrorEvent, PubSubMessage, format_rfc3339, parse_event, unwr
 from .identity import CertsCache, verify_identity
 from .mover import Mover, MoveReport
 from .outcome import Outcome
+from .replay import TokenUse
+from .safeguards import EventFacts, Safeguards
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -31,6 +33,8 @@ class App:
     gateway: ComputeGateway
     certs: CertsCache = field(default_factory=CertsCache)
     """Google's signing certs for identity tokens, cached for this instance's lifetime."""
+    safeguards: Safeguards = field(default_factory=Safeguards)
+    """Corroboration, takeover limit, token replay: what stands between a token and a move."""
 
 
 def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Outcome:
@@ -52,17 +56,24 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
         _describe(outcome, message, event)
         mirror, target = authorize(app.config, event)
         outcome.mirror, outcome.vip, outcome.from_member = mirror.name, mirror.vip, True
-        outcome.identity = _check_identity(app, event, message, source)
+        outcome.identity, token = _check_identity(app, event, message, source)
+        time_ms = _event_time_ms(message, event)
+        facts = EventFacts(target, event.instance_id, time_ms, round(time.time() * 1000), token)
+        guard = app.safeguards.begin(mirror, facts)
         mover = Mover(gateway, app.config.operation_timeout_s)
-        heartbeat = event.type == "heartbeat"
-        outcome.outcome = mover.move(
-            mirror,
-            target,
-            outcome.event_id,
-            report,
-            _event_time_ms(message, event),
-            heartbeat=heartbeat,
-        )
+        try:
+            outcome.outcome = mover.move(
+                mirror,
+                target,
+                outcome.event_id,
+                report,
+                time_ms,
+                heartbeat=event.type == "heartbeat",
+                guard=guard,
+            )
+        finally:
+            guard.close()
+            outcome.alerts, report.notes[:0] = guard.alerts, guard.notes
     except EventRejected as err:
         outcome.outcome, outcome.error, outcome.error_reason = "rejected", str(err), err.reason
     except PermanentError as err:
@@ -120,10 +131,11 @@ def _describe(outcome: Outcome, message: PubSubMessage, event: MirrorEvent) -> N
 
 def _check_identity(
     app: App, event: MirrorEvent, message: PubSubMessage, source: str | None
-) -> Literal["verified", "not_required"]:
+) -> tuple[Literal["verified", "not_required"], TokenUse | None]:
+    """Whether the token was verified, and the verified token's use (for `replay`)."""
     if not app.config.identity.required:
-        return "not_required"
-    verify_identity(
+        return "not_required", None
+    claims = verify_identity(
         event.identity_token,
         event,
         config=app.config.identity,
@@ -131,7 +143,7 @@ def _check_identity(
         publish_time=message.publish_time,
         certs=app.certs,
     )
-    return "verified"
+    return "verified", TokenUse(int(claims["iat"]), message.message_id)
 
 
 def _event_time_ms(message: PubSubMessage, event: MirrorEvent) -> int:

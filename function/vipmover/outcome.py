@@ -57,6 +57,9 @@ class Outcome:
     occurred_at: str | None = None
     identity: Literal["verified", "not_required"] | None = None
     """Whether the sender's identity token was verified; None when rejected before or by it."""
+    alerts: list[str] = field(default_factory=list)
+    """Safeguards that refused the event or saw something impossible (`holder_still_primary`,
+    `takeover_limit`, `token_replayed`, `future_mark:<member>`...): the line logs at ERROR."""
     from_member: bool = False
     """The event named a configured member of a configured mirror: its rejection may be a
     lost failover (a missing identity token, say), so it is logged at ERROR and alerts."""
@@ -65,7 +68,7 @@ class Outcome:
     def severity(self) -> int:
         """INFO for success, WARNING for noise, ERROR for what may leave the VIP behind."""
         routine = self.error_reason in ROUTINE_REJECTIONS
-        if self.outcome == "rejected" and self.from_member and not routine:
+        if self.alerts or (self.outcome == "rejected" and self.from_member and not routine):
             return logging.ERROR
         return SEVERITY[self.outcome]
 

@@ -67,9 +67,14 @@ def mirror_config(
     return {name: MirrorLayout(name, PROJECT, vip, chosen, static).config_entry()}
 
 
-def config(*mirrors: dict[str, Any]) -> dict[str, Any]:
-    """A whole MIRROR_CONFIG document (default: the one test mirror)."""
+def config(*mirrors: dict[str, Any], identity: bool = False) -> dict[str, Any]:
+    """A whole MIRROR_CONFIG document (default: the one test mirror).
+
+    Identity is required by default in the function's own config (fail closed); tests that send
+    unsigned events say so here (`identity=False`, the default of this helper). Tests of
+    identity itself sign events with the metadata emulator and set `identity` explicitly.
+    """
     merged: dict[str, Any] = {}
     for mirror in mirrors or (mirror_config(),):
         merged |= mirror
-    return {"mirrors": merged}
+    return {"mirrors": merged, "identity": {"required": identity}}
