@@ -105,7 +105,7 @@ class Guard:
     def labels(self, ref: InstanceRef, plan: MovePlan) -> dict[str, str]:
         """Labels to write on `ref` with the mark: the move history, and the sender's token."""
         labels = {}
-        if plan.remove_from or plan.add_to_target:
+        if self.mirror.takeover_limit.enabled and (plan.remove_from or plan.add_to_target):
             history = moves_after(self.mirror.takeover_limit, self._moves, self.facts.time_ms)
             labels[moves_label(self.mirror.name)] = history
         if self.facts.token is not None and ref == self.facts.instance:

@@ -225,7 +225,7 @@ BAD_TOKENS: list[tuple[str, TokenFactory, float, str]] = [
     ),
     (
         "wrong audience",
-        lambda m, a: m.mint_token("//pubsub.googleapis.com/projects/x/topics/y", BACKUP),
+        lambda m, _a: m.mint_token("//pubsub.googleapis.com/projects/x/topics/y", BACKUP),
         0,
         "wrong_audience",
     ),

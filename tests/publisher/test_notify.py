@@ -82,8 +82,9 @@ def test_configured_audience_and_identity_off(
     assert "identity_token" not in second.json()
     audiences = [r.query.get("audience") for r in metadata_server.requests if "identity" in r.path]
     unsigned = {k: v for k, v in first.json().items() if k != "identity_token"}
-    assert audiences == [[bound_audience("https://vip.example", unsigned)]]
-    assert audiences[0][0].startswith("https://vip.example#")
+    expected = bound_audience("https://vip.example", unsigned)
+    assert audiences == [[expected]]
+    assert expected.startswith("https://vip.example#")
 
 
 def test_warm_calls_publish_in_order(channel: Channel, metadata_server: MetadataEmulator) -> None:
