@@ -20,7 +20,7 @@ from emulators.metadata import MetadataEmulator
 from local.mirrors import Member
 from mirrorvip_publisher.event import bound_audience
 from support import mirrors
-from support.compute_view import aliases, assert_vip_on, mutation_count
+from support.compute_view import UPDATE_NIC, aliases, assert_vip_on, mutation_count
 from support.events import became_primary, cloud_event
 from support.function_app import Delivery, FunctionUnderTest
 from support.signing import AUDIENCE, identity_config, metadata_servers, signed
@@ -312,3 +312,23 @@ def signed_with_id(metadata: MetadataEmulator, member: Member, instance_id: str)
         overrides={"google": {"compute_engine": {"instance_id": instance_id}}},
     )
     return event | {"identity_token": token}
+
+
+def test_the_redelivery_of_a_failed_move_is_not_a_replay(
+    compute: ComputeEmulator, start_function: FunctionFactory, metadata: MetadataEmulator
+) -> None:
+    """The first delivery recorded the token with the mark, then an operation failed: Pub/Sub's
+    redelivery (same message id) carries the same token and must finish the move."""
+    function = start_function(guarded_config(metadata, None))
+    compute.fail_next_operation(UPDATE_NIC, instance=BACKUP.name)
+    event = signed(metadata, BACKUP)
+
+    failed = deliver(function, event, message_id="2001")
+    redelivered = deliver(function, event, message_id="2001")
+
+    assert (failed.outcome["outcome"], failed.outcome["retry"]) == ("failed", True)
+    token_label = f"mirror-vip-token-{mirrors.MIRROR.lower()}"
+    labels = compute.instance(mirrors.PROJECT, BACKUP.zone, BACKUP.name)["labels"]
+    assert labels[token_label].endswith("-2001")  # recorded by the failed delivery
+    assert redelivered.outcome["outcome"] == "moved", redelivered.outcome
+    assert_vip_on(compute, BACKUP, PRIMARY)
