@@ -18,7 +18,7 @@ from .errors import EventRejected, PermanentError, RetryableError
 from .event import MirrorEvent, PubSubMessage, format_rfc3339, parse_event, unwrap_message
 from .identity import CertsCache, verify_identity
 from .mover import Mover, MoveReport
-from .outcome import Outcome
+from .outcome import CLAIMED_CHARS, UNKNOWN, Outcome
 from .replay import TokenUse
 from .safeguards import EventFacts, Safeguards
 
@@ -56,6 +56,7 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
         _describe(outcome, message, event)
         mirror, target = authorize(app.config, event)
         outcome.mirror, outcome.vip, outcome.from_member = mirror.name, mirror.vip, True
+        outcome.member = target.name
         outcome.identity, token = _check_identity(app, event, message, source)
         time_ms = _event_time_ms(message, event)
         facts = EventFacts(target, event.instance_id, time_ms, round(time.time() * 1000), token)
@@ -124,7 +125,8 @@ def _describe(outcome: Outcome, message: PubSubMessage, event: MirrorEvent) -> N
     outcome.event_id = outcome.event_id or message.message_id
     if message.publish_time:
         outcome.publish_time = format_rfc3339(message.publish_time)
-    outcome.event_type, outcome.mirror, outcome.member = event.type, event.mirror, event.member
+    outcome.event_type, outcome.mirror, outcome.member = event.type, UNKNOWN, UNKNOWN
+    outcome.claimed = f"{event.mirror}/{event.member}"[:CLAIMED_CHARS]
     outcome.occurred_at = format_rfc3339(event.occurred_at)
     outcome.to_instance = str(event.instance)
 
