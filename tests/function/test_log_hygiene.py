@@ -32,7 +32,7 @@ def test_a_configured_members_event_logs_configured_names_only(
     function: FunctionUnderTest,
 ) -> None:
     """The IRIS member name is the sender's word; the instance name is the configuration's."""
-    event = became_primary(mirrors.backup(), mirror="irismirror", member=FORGED)
+    event = became_primary(mirrors.backup(), mirror="irismirror") | {"member": FORGED}
 
     outcome = function.deliver(cloud_event(event)).outcome
 
