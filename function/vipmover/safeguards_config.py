@@ -21,8 +21,8 @@ DEFAULT_PROBE_TIMEOUT_S = 2.0
 MAX_PROBE_TIMEOUT_S = 10.0
 DEFAULT_TAKEOVER_MOVES = 3
 DEFAULT_TAKEOVER_MINUTES = 10
-MAX_TAKEOVER_MOVES = 8
-"""The move history is one instance label value (63 characters): 8 times of 7 characters."""
+MAX_TAKEOVER_MOVES = 7
+"""The move history is one instance label value (63 characters): 7 times of 8 characters."""
 DEPLOYED_CORROBORATE_URL = "http://{ip}:52773/csp/user/mirror_status.cxw"
 """What deploy writes for a mirror without `corroborate`: IRIS's default web port and path."""
 

@@ -135,8 +135,8 @@ def test_public_ip_region_defaults_to_first_members_region() -> None:
         ),
         (
             f"{M}.takeover_limit",
-            {"moves": 9},
-            f"{M}.takeover_limit.moves: expected an integer in 0..8",
+            {"moves": 8},
+            f"{M}.takeover_limit.moves: expected an integer in 0..7",
         ),
         (f"{M}.takeover_limit", {"minutes": 0}, f"{M}.takeover_limit.minutes: expected a number"),
     ],
