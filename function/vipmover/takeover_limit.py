@@ -3,8 +3,9 @@
 A member that keeps claiming the VIP (a compromised backup, a flapping mirror) would otherwise
 move it back and forth as fast as events arrive. The recent move times live in one instance
 label per mirror, `mirror-vip-moves-<mirror>`, on every member (written with the high-water mark,
-so a holder whose labels are rewritten does not erase the history): base-36 epoch seconds of
-Pub/Sub's publishTime, joined by `-`, newest last. The history is the union over every readable
+so a holder whose labels are rewritten does not erase the history): base-36 epoch milliseconds
+of Pub/Sub's publishTime (8 characters until 2059), joined by `-`, newest last; milliseconds, so
+that moves within one second stay distinct. The history is the union over every readable
 member. A move away from a holder that is not RUNNING is never refused: that is a failover.
 """
 
@@ -36,10 +37,10 @@ def _base36(number: int) -> str:
 
 
 def parse_moves(value: str) -> tuple[int, ...]:
-    """Epoch seconds in a history value; anything that is not base-36 ASCII is ignored."""
+    """Epoch milliseconds in a history value; anything that is not base-36 ASCII is ignored."""
     times = []
     for part in value.split("-"):
-        if 0 < len(part) <= 8 and all(c in DIGITS for c in part):
+        if 0 < len(part) <= 9 and all(c in DIGITS for c in part):
             times.append(int(part, 36))
     return tuple(times)
 
@@ -68,7 +69,7 @@ def check_takeover(
     running = [nic.instance.name for nic in holders if nic.status == "RUNNING"]
     if not limit.enabled or not running:
         return
-    since = (event_time_ms - limit.window_ms) // 1000
+    since = event_time_ms - limit.window_ms
     recent = [t for t in moves if t > since]
     if len(recent) >= limit.moves:
         raise EventRejected(
@@ -81,5 +82,5 @@ def check_takeover(
 
 def moves_after(limit: TakeoverLimit, moves: Iterable[int], event_time_ms: int) -> str:
     """The history value once this move is recorded: the newest `limit.moves` times (>= 1)."""
-    kept = sorted({*moves, event_time_ms // 1000})[-max(limit.moves, 1) :]
+    kept = sorted({*moves, event_time_ms})[-max(limit.moves, 1) :]
     return "-".join(_base36(t) for t in kept)
