@@ -4,6 +4,8 @@
 
 * the Compute Engine emulator (in this process), holding the mirrors' VMs, VIPs and static IPs;
 * a GCE metadata emulator (in this process) with one port per VM, so a publish "runs on" a VM;
+* an IRIS health simulator (in this process): each member's `mirror_status.cxw`, which the
+  function asks before taking the VIP from a holder (`iris`; `publish` makes its member primary);
 * Google's Pub/Sub emulator (a JVM in its own process group) with the topic and a PUSH
   subscription to the function, as Eventarc has in the cloud;
 * the Cloud Function under functions-framework, as a subprocess in its own process group (so a
@@ -40,6 +42,7 @@ from typing import Any, Literal, Self
 from emulators import JsonDict
 from emulators.compute import ComputeEmulator
 from emulators.compute.state import stable_id
+from emulators.iris_health import IrisHealthSimulator
 from emulators.metadata import VM, MetadataEmulator
 from emulators.process import free_port
 from emulators.pubsub import PubSubEmulator
@@ -107,6 +110,10 @@ class StackOptions:
     cold_function: bool = False
     """Start the function on the first push (and again after it was stopped), as Cloud Run
     starts an instance: every failover then pays the function's cold start."""
+    corroborate: bool = True
+    """The function asks the members' IRIS (the health simulator) before taking the VIP."""
+    takeover_limit: JsonDict | None = None
+    """Each mirror's `takeover_limit` (None: the function's default, 3 moves in 10 min)."""
 
 
 class LocalStack(Service):
@@ -138,6 +145,9 @@ class LocalStack(Service):
             for member in m.members
         ]
         self.metadata = MetadataEmulator(vms)
+        self.iris = IrisHealthSimulator(*([m.name for m in layout.members] for layout in mirrors))
+        for layout in mirrors:
+            self.iris.set_primary(layout.members[0].name)  # the first member holds the VIP
         self.pubsub = PubSubEmulator()
         self.function: FunctionProcess | None = None
         self.function_port = 0
@@ -154,6 +164,7 @@ class LocalStack(Service):
             self._workdir = tempfile.TemporaryDirectory(prefix="mirror-vip-stack-")
             self.compute.start()
             self.metadata.start()
+            self.iris.start()
             self.pubsub.start()
             self._set_env("PUBSUB_EMULATOR_HOST", self.pubsub.host)
             self.function_port = free_port()
@@ -183,6 +194,7 @@ class LocalStack(Service):
         if self.function is not None:
             steps.append(self.function.stop)
         steps += [self.pubsub.stop, self._forget_publisher_clients, self.metadata.stop]
+        steps.append(self.iris.stop)
         steps += [self.compute.stop, self._restore_env]
         for step in steps:
             try:
@@ -217,7 +229,13 @@ class LocalStack(Service):
         config["identity"] = {
             "required": self.options.identity_required,
             "certs_url": self.metadata.certs_url,
+            "audience": f"//pubsub.googleapis.com/{self.topic}",
         }
+        for entry in config["mirrors"].values():
+            if self.options.corroborate:
+                entry["corroborate"] = {"url": self.iris.url_template, "timeout_seconds": 2}
+            if self.options.takeover_limit is not None:
+                entry["takeover_limit"] = self.options.takeover_limit
         return config
 
     def kill_function(self) -> None:
@@ -307,11 +325,13 @@ class LocalStack(Service):
         """`notify_become_primary` as ^ZMIRROR calls it on `instance` (a member of `mirror`).
 
         The config is read from an environment naming this member's metadata server, so
-        several members can publish concurrently from this one process.
+        several members can publish concurrently from this one process. ^ZMIRROR runs when
+        IRIS made the member primary: the health simulator says so from now on.
         """
         from mirrorvip_publisher import load_config, notify_become_primary  # noqa: PLC0415
 
         member = self.mirrors[mirror].member(instance)
+        self.iris.set_primary(instance)
         config = load_config(os.environ.copy() | self.publisher_env(member))
         wall, started = time.time(), time.monotonic()
         result = notify_become_primary(mirror, iris_member_name(member), config=config)

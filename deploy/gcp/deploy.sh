@@ -282,7 +282,8 @@ step_function() {
   local env_file="$BUILD_DIR/function-env.yaml" rendered timeout mirrors max_instances subscription ack
   # One line: the function timeout in seconds and the number of mirrors.
   rendered="$("$PYTHON" "$SCRIPT_DIR/render_function_env.py" --mirror-config "$MIRROR_CONFIG_FILE" \
-    --project "$PROJECT" --out "$env_file")" || die "invalid mirror config $MIRROR_CONFIG_FILE"
+    --project "$PROJECT" --topic "projects/$PROJECT/topics/$TOPIC" --out "$env_file")" ||
+    die "invalid mirror config $MIRROR_CONFIG_FILE"
   read -r timeout mirrors <<<"$rendered"
   [[ -n "$FUNCTION_TIMEOUT" ]] || FUNCTION_TIMEOUT="${timeout}s"
   max_instances="$MAX_INSTANCES"

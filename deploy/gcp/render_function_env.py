@@ -5,7 +5,10 @@ deployment here, with the field it names (the function's own parser, `vipmover.c
 crash-looping the deployed function. The env file carries the config as JSON text in
 `MIRROR_CONFIG`, because the deployed function reads environment variables, not the user's file.
 Verified identity (`identity.required`) is switched on unless the config sets it (an empty
-`identity:` key, which YAML reads as null, counts as not set).
+`identity:` key, which YAML reads as null, counts as not set), and its `audience` is written
+explicitly (the topic's, `--topic`), never left to the CloudEvent's source, which a direct
+invoker controls. Every mirror without a `corroborate` key gets IRIS's default health endpoint
+(`corroborate: null` switches corroboration off for that mirror).
 
 Prints one line for deploy.sh, `TIMEOUT_S MIRRORS`:
 
@@ -37,6 +40,7 @@ sys.path.insert(0, str(REPO_ROOT / "function"))
 
 from vipmover.config import LOG_MARGIN_S, decode_document, parse_config  # noqa: E402
 from vipmover.errors import ConfigError  # noqa: E402
+from vipmover.safeguards_config import DEPLOYED_CORROBORATE_URL  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -57,17 +61,29 @@ def function_timeout_s(operation_timeout_s: float) -> int:
     return math.ceil(operation_timeout_s) + LOG_MARGIN_S
 
 
-def with_identity_required(raw: Any) -> Any:
-    """On GCP, events must prove which VM sent them unless the config says otherwise."""
+def with_identity_required(raw: Any, topic: str | None = None) -> Any:
+    """On GCP, events must prove which VM sent them unless the config says otherwise; the
+    audience is the topic's, written here rather than taken from the CloudEvent."""
     if isinstance(raw, dict):
         if raw.get("identity") is None:  # absent, or an empty `identity:` key
             raw["identity"] = {}
         if isinstance(raw["identity"], dict):
             raw["identity"].setdefault("required", True)
+            if topic:
+                raw["identity"].setdefault("audience", f"//pubsub.googleapis.com/{topic}")
     return raw
 
 
-def render(mirror_config: Path, project: str) -> Rendered:
+def with_corroboration(raw: Any) -> Any:
+    """On GCP, every mirror asks its members' IRIS before a takeover unless it says otherwise."""
+    mirrors = raw.get("mirrors") if isinstance(raw, dict) else None
+    for entry in mirrors.values() if isinstance(mirrors, dict) else ():
+        if isinstance(entry, dict) and "corroborate" not in entry:
+            entry["corroborate"] = {"url": DEPLOYED_CORROBORATE_URL}
+    return raw
+
+
+def render(mirror_config: Path, project: str, topic: str | None = None) -> Rendered:
     """Read and validate the mirror config file: see `render_document`.
 
     Raises:
@@ -75,16 +91,16 @@ def render(mirror_config: Path, project: str) -> Rendered:
         OSError: the file cannot be read.
     """
     raw = decode_document(mirror_config.read_text(encoding="utf-8"), str(mirror_config))
-    return render_document(raw, project)
+    return render_document(raw, project, topic)
 
 
-def render_document(raw: Any, project: str) -> Rendered:
+def render_document(raw: Any, project: str, topic: str | None = None) -> Rendered:
     """Validate a decoded config; return the env file's text, the function timeout, mirror count.
 
     Raises:
         ConfigError: naming the first invalid field.
     """
-    raw = with_identity_required(raw)
+    raw = with_corroboration(with_identity_required(raw, topic))
     config = parse_config(raw, default_project=lambda: project)
     env = {
         "MIRROR_CONFIG": json.dumps(raw, separators=(",", ":"), sort_keys=True),
@@ -100,9 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirror-config", type=Path, required=True)
     parser.add_argument("--project", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--topic", help="projects/P/topics/T: the identity tokens' audience")
     args = parser.parse_args(argv)
     try:
-        rendered = render(args.mirror_config, args.project)
+        rendered = render(args.mirror_config, args.project, args.topic)
     except (ConfigError, OSError) as err:
         print(f"mirror config {args.mirror_config}: {err}", file=sys.stderr)
         return 2

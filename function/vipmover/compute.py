@@ -361,6 +361,8 @@ class ComputeGateway:
                     status=instance.get("status", ""),
                     labels=dict(instance.get("labels", {})),
                     label_fingerprint=instance.get("labelFingerprint", ""),
+                    network_ip=nic.get("networkIP", ""),
+                    instance_id=str(instance.get("id", "")),
                 )
         raise RequestRefused(f"{ref} has no network interface {nic_name}")
 

@@ -13,11 +13,18 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .safeguards_config import (
+    CorroborateConfig,
+    TakeoverLimit,
+    parse_corroborate,
+    parse_takeover_limit,
+)
 
 ZONE_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
 REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
@@ -103,6 +110,10 @@ class MirrorConfig:
         """The name of the member's target instance (in its zone), if configured."""
         return next((name for ref, name in self.target_instances if ref == member), None)
 
+    corroborate: CorroborateConfig | None = None
+    """Ask the members' IRIS before taking the VIP from a holder; None: do not ask."""
+    takeover_limit: TakeoverLimit = field(default_factory=TakeoverLimit)
+
     @property
     def vip(self) -> str:
         """The alias range as the API writes it, e.g. `10.0.0.250/32`."""
@@ -115,19 +126,34 @@ class MirrorConfig:
 
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+MAX_CLOCK_SKEW_S = 300
+"""Tolerance on token times; more would let a token outlive its purpose by that much."""
+LABEL_PREFIXES = ("mirror-vip-", "mirror-vip-moves-", "mirror-vip-token-")
+"""Instance label keys mirror-vip writes per mirror: the high-water mark, the recent moves (the
+takeover limit) and the last accepted identity token of each member."""
+
+
+def label_key(prefix: str, mirror_name: str) -> str:
+    """An instance label key for a mirror, e.g. `mirror-vip-irismirror`.
+
+    Label keys allow lowercase letters, digits, `_` and `-`, 63 characters at most; so distinct
+    mirror names can share a key (`IRIS.MIRROR`, `IRIS-MIRROR`): `parse_config` refuses that.
+    """
+    return (prefix + re.sub(r"[^a-z0-9_-]", "-", mirror_name.lower()))[:63]
 
 
 @dataclass(frozen=True)
 class IdentityConfig:
     """How events prove which VM sent them (instance identity tokens).
 
-    With `required`, an event without a valid token for its own `instance` is rejected, so a VM
-    can only ever claim the VIP for itself. `audience` None means the topic the event came
-    through (`//pubsub.googleapis.com/projects/P/topics/T`, the CloudEvent source), which is
-    what the publisher asks for by default.
+    With `required` (the default: fail closed), an event without a valid token for its own
+    `instance` is rejected, so a VM can only ever claim the VIP for itself. `audience` None means
+    the topic the event came through (`//pubsub.googleapis.com/projects/P/topics/T`, the
+    CloudEvent source, which a direct invoker controls: deploy writes it explicitly). The token's
+    audience is this base plus `#<sha256 of the event>` (`identity.event_digest`).
     """
 
-    required: bool = False
+    required: bool = True
     audience: str | None = None
     certs_url: str = GOOGLE_CERTS_URL
     max_clock_skew_s: float = 300.0
@@ -256,6 +282,8 @@ MIRROR_KEYS = {
     "members",
     "mode",
     "network",
+    "corroborate",
+    "takeover_limit",
 }
 
 
@@ -296,10 +324,12 @@ def _mirror(name: str, value: Any, default_project: Callable[[], str | None]) ->
         range_name,
         public_ip,
         members,
-        mode,
-        network,
-        forwarding_rule,
-        targets,
+        mode=mode,
+        network=network,
+        forwarding_rule=forwarding_rule,
+        target_instances=targets,
+        corroborate=parse_corroborate(obj.get("corroborate"), f"{where}.corroborate"),
+        takeover_limit=parse_takeover_limit(obj.get("takeover_limit"), f"{where}.takeover_limit"),
     )
     _check_mode(mirror, where)
     return mirror
@@ -377,6 +407,7 @@ def parse_config(raw: Any, default_project: Callable[[], str | None] = lambda: N
             )
         mirrors[name] = _mirror(name, value, default_project)
     _check_vips_disjoint(mirrors)
+    _check_label_keys_distinct(mirrors)
     timeout = root.get("operation_timeout_seconds", DEFAULT_OPERATION_TIMEOUT_S)
     if (
         isinstance(timeout, bool)
@@ -387,25 +418,63 @@ def parse_config(raw: Any, default_project: Callable[[], str | None] = lambda: N
             f"operation_timeout_seconds: expected 1..{MAX_OPERATION_TIMEOUT_S} (the function's "
             f"{FUNCTION_TIMEOUT_LIMIT_S} s limit less {LOG_MARGIN_S} s to log), got {timeout!r}"
         )
-    identity = _identity(root.get("identity") or {}, "identity")
+    identity = _identity(root.get("identity") or {}, "identity")  # null keeps the defaults
     return Config(mirrors=mirrors, operation_timeout_s=float(timeout), identity=identity)
 
 
 def _identity(value: Any, where: str) -> IdentityConfig:
     obj = _mapping(value, where)
     _no_unknown_keys(obj, {"required", "audience", "certs_url", "max_clock_skew_seconds"}, where)
-    required = obj.get("required", False)
+    required = obj.get("required", True)
     if not isinstance(required, bool):
         raise ConfigError(f"{where}.required: expected true or false, got {required!r}")
     audience = obj.get("audience")
     if audience is not None:
         _string(audience, f"{where}.audience")
     certs_url = obj.get("certs_url") or GOOGLE_CERTS_URL
-    _string(certs_url, f"{where}.certs_url", re.compile(r"https?://\S+"), "an http(s) URL")
-    skew = obj.get("max_clock_skew_seconds", 300)
-    if isinstance(skew, bool) or not isinstance(skew, int | float) or not 0 <= skew <= 3600:
-        raise ConfigError(f"{where}.max_clock_skew_seconds: expected 0..3600, got {skew!r}")
+    _certs_url(certs_url, f"{where}.certs_url")
+    skew = obj.get("max_clock_skew_seconds", MAX_CLOCK_SKEW_S)
+    if (
+        isinstance(skew, bool)
+        or not isinstance(skew, int | float)
+        or not 0 <= skew <= MAX_CLOCK_SKEW_S
+    ):
+        raise ConfigError(
+            f"{where}.max_clock_skew_seconds: expected 0..{MAX_CLOCK_SKEW_S}, got {skew!r}"
+        )
     return IdentityConfig(required, audience, certs_url, float(skew))
+
+
+def _certs_url(value: Any, where: str) -> None:
+    """https, or plain http to a loopback address only (the local stack's metadata emulator):
+    whoever can answer for the certs URL can sign tokens that the function accepts."""
+    text = _string(value, where, re.compile(r"https?://\S+"), "an http(s) URL")
+    parts = urlsplit(text)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme != "http" or not loopback:
+        raise ConfigError(
+            f"{where}: {text!r} must be https (plain http only to a loopback address)"
+        )
+
+
+def _check_label_keys_distinct(mirrors: Mapping[str, MirrorConfig]) -> None:
+    """Two mirrors writing one label key would read each other's marks as their own."""
+    owners: dict[str, str] = {}
+    for mirror in mirrors.values():
+        for prefix in LABEL_PREFIXES:
+            key = label_key(prefix, mirror.name)
+            other = owners.setdefault(key, mirror.name)
+            if other != mirror.name:
+                raise ConfigError(
+                    f"mirrors.{mirror.name}: its instance label {key!r} is also mirror "
+                    f"{other!r}'s; rename one (labels keep only a-z, 0-9, _ and -)"
+                )
 
 
 def _check_vips_disjoint(mirrors: Mapping[str, MirrorConfig]) -> None:

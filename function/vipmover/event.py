@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .canonical import event_digest
 from .config import NAME_RE, PROJECT_RE, ZONE_RE, InstanceRef
 from .errors import EventRejected
 
@@ -46,6 +47,8 @@ class MirrorEvent:
     instance_id: str
     occurred_at: datetime
     identity_token: str | None
+    digest: str = ""
+    """sha256 of the canonical event without its token: what the token's audience is bound to."""
 
 
 RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$")
@@ -155,7 +158,9 @@ def parse_event(payload: bytes) -> MirrorEvent:
     token = doc.get("identity_token")
     if token is not None and (not isinstance(token, str) or not token):
         raise EventRejected("bad_field", "event field 'identity_token' must be a string")
-    return MirrorEvent(event_type, mirror, member, instance, instance_id, occurred_at, token)
+    return MirrorEvent(
+        event_type, mirror, member, instance, instance_id, occurred_at, token, event_digest(doc)
+    )
 
 
 def format_rfc3339(moment: datetime) -> str:

@@ -19,8 +19,10 @@ from .errors import EventRejected, PermanentError, RetryableError
 from .event import MirrorEvent, PubSubMessage, format_rfc3339, parse_event, unwrap_message
 from .identity import CertsCache, verify_identity
 from .mover import Mover, MoveReport
-from .outcome import Outcome
+from .outcome import CLAIMED_CHARS, UNKNOWN, Outcome
+from .replay import TokenUse
 from .route_mover import RouteMover
+from .safeguards import EventFacts, Safeguards
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -33,6 +35,8 @@ class App:
     gateway: ComputeGateway
     certs: CertsCache = field(default_factory=CertsCache)
     """Google's signing certs for identity tokens, cached for this instance's lifetime."""
+    safeguards: Safeguards = field(default_factory=Safeguards)
+    """Corroboration, takeover limit, token replay: what stands between a token and a move."""
 
 
 def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Outcome:
@@ -55,20 +59,33 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
         _describe(outcome, message, event)
         mirror, target = authorize(app.config, event)
         outcome.mirror, outcome.vip, outcome.from_member = mirror.name, mirror.vip, True
-        outcome.mode = mirror.mode
-        outcome.identity = _check_identity(app, event, message, source)
-        mover = (RouteMover if mirror.mode == "route" else Mover)(
-            gateway, app.config.operation_timeout_s
-        )
+        outcome.member, outcome.mode = target.name, mirror.mode
+        outcome.identity, token = _check_identity(app, event, message, source)
+        time_ms = _event_time_ms(message, event)
         heartbeat = event.type == "heartbeat"
-        outcome.outcome = mover.move(
-            mirror,
-            target,
-            outcome.event_id,
-            report,
-            _event_time_ms(message, event),
-            heartbeat=heartbeat,
-        )
+        if mirror.mode == "route":
+            # Route mode has no safeguards hook yet (corroboration, takeover limit, replay).
+            route = RouteMover(gateway, app.config.operation_timeout_s)
+            outcome.outcome = route.move(
+                mirror, target, outcome.event_id, report, time_ms, heartbeat=heartbeat
+            )
+            return
+        facts = EventFacts(target, event.instance_id, time_ms, round(time.time() * 1000), token)
+        guard = app.safeguards.begin(mirror, facts)
+        mover = Mover(gateway, app.config.operation_timeout_s)
+        try:
+            outcome.outcome = mover.move(
+                mirror,
+                target,
+                outcome.event_id,
+                report,
+                time_ms,
+                heartbeat=heartbeat,
+                guard=guard,
+            )
+        finally:
+            guard.close()
+            outcome.alerts, report.notes[:0] = guard.alerts, guard.notes
 
     return run_recorded(work, outcome, report, gateway, started)
 
@@ -136,17 +153,19 @@ def _describe(outcome: Outcome, message: PubSubMessage, event: MirrorEvent) -> N
     outcome.event_id = outcome.event_id or message.message_id
     if message.publish_time:
         outcome.publish_time = format_rfc3339(message.publish_time)
-    outcome.event_type, outcome.mirror, outcome.member = event.type, event.mirror, event.member
+    outcome.event_type, outcome.mirror, outcome.member = event.type, UNKNOWN, UNKNOWN
+    outcome.claimed = f"{event.mirror}/{event.member}"[:CLAIMED_CHARS]
     outcome.occurred_at = format_rfc3339(event.occurred_at)
     outcome.to_instance = str(event.instance)
 
 
 def _check_identity(
     app: App, event: MirrorEvent, message: PubSubMessage, source: str | None
-) -> Literal["verified", "not_required"]:
+) -> tuple[Literal["verified", "not_required"], TokenUse | None]:
+    """Whether the token was verified, and the verified token's use (for `replay`)."""
     if not app.config.identity.required:
-        return "not_required"
-    verify_identity(
+        return "not_required", None
+    claims = verify_identity(
         event.identity_token,
         event,
         config=app.config.identity,
@@ -154,7 +173,7 @@ def _check_identity(
         publish_time=message.publish_time,
         certs=app.certs,
     )
-    return "verified"
+    return "verified", TokenUse(int(claims["iat"]), message.message_id)
 
 
 def _event_time_ms(message: PubSubMessage, event: MirrorEvent) -> int:

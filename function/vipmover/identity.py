@@ -3,10 +3,13 @@
 The publisher attaches the sending VM's instance identity token (a Google-signed RS256 JWT,
 `format=full`). With `identity.required` the function checks, in this order: the token is
 there and Google signed it (certs from `identity.certs_url`), its issuer is Google, its
-audience is the configured one or else the topic (the CloudEvent source), it was valid when
-Pub/Sub accepted the message (`publishTime`, not now: redeliveries can outlive the 1 h token),
-and its `google.compute_engine` claims name exactly the event's `instance`. Without that last
-check a compromised member could claim the VIP for the other member, or for nobody.
+audience is the configured one (or else the topic, the CloudEvent source) bound to this very event
+(`#<sha256 of the event without its token>`, see `canonical`), it was valid when Pub/Sub accepted
+the message (`publishTime`, not now: redeliveries can outlive the 1 h token) and issued at most
+`MAX_TOKEN_AGE_S` before it, the `publishTime` is not in the future, and its
+`google.compute_engine` claims name exactly the event's `instance`. Without that last check a
+compromised member could claim the VIP for the other member, or for nobody. That a token is used
+once is checked later, against the member's labels (`replay`).
 
 `judge_claims` is the pure decision on already-verified claims; `verify_identity` adds the
 signature check; `CertsCache` is the one piece of I/O (the signing certs, cached in the process
@@ -35,6 +38,9 @@ CERTS_TTL_S = 300.0
 UNKNOWN_KID_REFETCH_S = 5.0
 """An unknown `kid` refetches at most this often, so forged tokens cannot hammer the endpoint."""
 CERTS_TIMEOUT_S = 10.0
+MAX_TOKEN_AGE_S = 60.0
+"""A token issued longer than this before its message was published is refused: the publisher
+fetches one per event, just before publishing, so an older one is a token kept for later."""
 MAX_TIMESTAMP = 2**40
 """`iat`/`exp` beyond this (year ~36800) are not timestamps Google would sign."""
 
@@ -138,7 +144,8 @@ def judge_claims(
 
     Raises:
         EventRejected: `bad_token`, `wrong_issuer`, `wrong_audience`, `token_expired`,
-            `token_not_yet_valid` or `identity_mismatch`.
+            `token_not_yet_valid`, `token_stale`, `publish_time_in_future` or
+            `identity_mismatch`.
     """
     issuer = claims.get("iss")
     if issuer not in GOOGLE_ISSUERS:
@@ -147,25 +154,50 @@ def judge_claims(
         raise EventRejected(
             "wrong_audience", "no audience to check: identity.audience unset, no CloudEvent source"
         )
+    expected = bound_audience(audience, event)
     token_audience = claims.get("aud")
-    if token_audience != audience:
+    if token_audience != expected:
         raise EventRejected(
             "wrong_audience",
-            f"identity token audience {str(token_audience)[:120]!r}, expected {audience!r}",
+            f"identity token audience {str(token_audience)[:160]!r}, expected {expected!r} "
+            "(the topic bound to this event)",
         )
+    _judge_times(claims, publish_time, now, max_clock_skew_s)
+    _match_instance(claims, event)
+
+
+def bound_audience(audience: str, event: MirrorEvent) -> str:
+    """The audience a token for this one event carries: `<audience>#<event digest>`."""
+    return f"{audience}#{event.digest}"
+
+
+def _judge_times(
+    claims: Mapping[str, Any], publish_time: datetime | None, now: datetime, skew_s: float
+) -> None:
+    """Valid at publishTime, issued just before it, and publishTime not ahead of our clock."""
     issued, expires = _timestamp(claims, "iat"), _timestamp(claims, "exp")
     moment = publish_time or now
     at = moment.timestamp()
     when = "publishTime" if publish_time else "now"
-    if at > expires + max_clock_skew_s:
+    if publish_time is not None and at > now.timestamp() + skew_s:
+        raise EventRejected(
+            "publish_time_in_future",
+            f"publishTime is {round(at - now.timestamp())} s ahead of the function's clock",
+        )
+    if at > expires + skew_s:
         raise EventRejected(
             "token_expired", f"identity token expired {round(at - expires)} s before {when}"
         )
-    if at < issued - max_clock_skew_s:
+    if at < issued - skew_s:
         raise EventRejected(
             "token_not_yet_valid", f"identity token issued {round(issued - at)} s after {when}"
         )
-    _match_instance(claims, event)
+    if at - issued > MAX_TOKEN_AGE_S:  # both clocks are Google's: no skew here
+        raise EventRejected(
+            "token_stale",
+            f"identity token issued {round(at - issued)} s before {when} (at most "
+            f"{MAX_TOKEN_AGE_S:g} s): a token kept for later is not accepted",
+        )
 
 
 def _match_instance(claims: Mapping[str, Any], event: MirrorEvent) -> None:

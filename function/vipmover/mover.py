@@ -65,6 +65,7 @@ from .plan import (
     superseded_by,
 )
 from .route_plan import ForwardingPlan, ForwardingRuleState
+from .safeguards import Guard
 
 MAX_FINGERPRINT_ATTEMPTS = 5
 MAX_ROUNDS = 3
@@ -108,6 +109,7 @@ class Mover:
         event_time_ms: int | None = None,
         *,
         heartbeat: bool = False,
+        guard: Guard | None = None,
     ) -> Literal["moved", "already_in_place"]:
         """Make `target` the only holder of the mirror's VIP (and public IP).
 
@@ -120,6 +122,8 @@ class Mover:
                 high-water mark; None moves unconditionally and records no mark.
             heartbeat: The event re-asserts the current primary rather than announcing a new
                 one: it never takes the VIP from the newest mark's member, never records one.
+            guard: The event's safeguards (`safeguards`), consulted on every round's plan
+                before anything is written; None checks nothing.
 
         Returns:
             `moved`, or `already_in_place` when nothing had to change.
@@ -136,7 +140,7 @@ class Mover:
         goal = _Goal(mark_label(mirror.name), target, event, heartbeat)
         moved = False
         for _ in range(MAX_ROUNDS):
-            result = self._round(mirror, goal, event_key, report, deadline)
+            result = self._round(mirror, goal, event_key, report, deadline, guard)
             goal, moved = result.goal, moved or result.changed
             if not result.settled:
                 continue
@@ -152,11 +156,18 @@ class Mover:
         )
 
     def _round(
-        self, mirror: MirrorConfig, goal: _Goal, event_key: str, report: MoveReport, deadline: float
+        self,
+        mirror: MirrorConfig,
+        goal: _Goal,
+        event_key: str,
+        report: MoveReport,
+        deadline: float,
+        guard: Guard | None,
     ) -> _Round:
         """Read, decide, and if anything must change, write and read back once."""
         seen = self._read(mirror, deadline, report)
-        newest = newest_mark(seen.nics, goal.label)
+        horizon = guard.mark_horizon_ms if guard else None
+        newest = newest_mark(seen.nics, goal.label, horizon)
         decision = decide_mark(goal.event, newest, goal.target, heartbeat=goal.heartbeat)
         if decision.stale:
             report.actions.append(f"superseded_by:{decision.target.name}")
@@ -166,15 +177,18 @@ class Mover:
         rule = plan_rule(mirror, goal.target, seen.rule)
         if report.from_instance is None and plan.previous_holder:
             report.from_instance = str(plan.previous_holder)
+        if guard is not None:
+            guard.check(goal.target, plan, seen.nics)
         changes = plan.changes or rule.set_target is not None
         if not changes and not decision.record:
             return _Round(goal, plan, seen, newest, settled=True, changed=False)
         mark = goal.event if decision.record else None
-        self._apply(mirror, plan, rule, seen, mark, event_key, report, deadline)
+        extra = partial(guard.labels, plan=plan) if guard else None
+        self._apply(mirror, plan, rule, seen, mark, event_key, report, deadline, extra)
         started = time.monotonic()
         after = self._read_back(mirror, seen.nics, deadline)
         report.step("verify", started)
-        successor = superseded_by(goal.event, goal.target, newest_mark(after, goal.label))
+        successor = superseded_by(goal.event, goal.target, newest_mark(after, goal.label, horizon))
         if successor is not None:
             # A newer event was recorded while we moved: converge on its member, as its own
             # handler does, so that whichever finishes last leaves the VIP there.
@@ -195,6 +209,7 @@ class Mover:
         event_key: str,
         report: MoveReport,
         deadline: float,
+        extra_labels: Callable[[InstanceRef], Mapping[str, str]] | None = None,
     ) -> None:
         """Run the private chain, the public chain and the mark writes concurrently.
 
@@ -207,7 +222,8 @@ class Mover:
         if rule.set_target is not None:
             chains["public_ms"] = partial(run.retarget_rule, rule.set_target)
         if mark is not None:
-            chains["mark_ms"] = partial(run.record_marks, mark_label(mirror.name), mark)
+            label = mark_label(mirror.name)
+            chains["mark_ms"] = partial(run.record_marks, label, mark, extra_labels)
         _run_concurrently(chains, report)
         report.step("apply", started)
 
@@ -526,32 +542,45 @@ class _MoveRun:
 
     # -- high-water mark ----------------------------------------------------------------------
 
-    def record_marks(self, label: str, mark: Mark) -> None:
+    def record_marks(
+        self,
+        label: str,
+        mark: Mark,
+        extra_labels: Callable[[InstanceRef], Mapping[str, str]] | None = None,
+    ) -> None:
         """Record the event as the mirror's mark on every readable member.
 
         The mark on the new primary must be written (it fails the move otherwise); the copies
         on the other members make the mark survive a rewrite of the holder's labels, and are
         best effort (the old primary's zone may be down): a copy not written is reported.
+        `extra_labels` gives the labels written with it (the safeguards' history and tokens).
         """
         members = tuple(self.nics)
         tasks: dict[str, Callable[[], None]] = {}
         for ref, nic in self.nics.items():
             if isinstance(nic, NicState):
-                write = partial(self._write_mark, nic, label, mark, members)
+                extra = dict(extra_labels(ref)) if extra_labels else {}
+                write = partial(self._write_mark, nic, label, mark, members, extra)
                 tasks[ref.name] = (
                     write if ref == self.plan.target else partial(self._tolerate, write, ref)
                 )
         _run_concurrently(tasks, None)
 
     def _write_mark(
-        self, nic: NicState, label: str, mark: Mark, members: tuple[InstanceRef, ...]
+        self,
+        nic: NicState,
+        label: str,
+        mark: Mark,
+        members: tuple[InstanceRef, ...],
+        extra: Mapping[str, str],
     ) -> None:
         """setLabels replaces the whole map: keep the instance's other labels; 412 re-reads."""
         for _ in range(MAX_FINGERPRINT_ATTEMPTS):
             current = parse_mark(nic.labels.get(label, ""), nic.instance, members)
-            if current is not None and current >= mark:
+            written = all(nic.labels.get(key) == value for key, value in extra.items())
+            if current is not None and (current > mark or (current == mark and written)):
                 return
-            labels = {**nic.labels, label: mark_value(mark)}
+            labels = {**nic.labels, **extra, label: mark_value(mark)}
             rid = request_id(self.key, str(nic.instance), "setLabels", nic.label_fingerprint)
             try:
                 op = self.gateway.set_labels(nic, labels, rid, self.deadline)

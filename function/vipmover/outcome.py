@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +28,26 @@ ROUTINE_REJECTIONS = frozenset({"stale_event", "stale_heartbeat"})
 """Rejections of a member's event that are the ordering guard at work, not a lost failover."""
 LOGGER_NAME = "mirror_vip"
 COMPONENT = "mirror-vip"
+UNKNOWN = "unknown"
+"""`mirror`/`member` until the event matches the configuration: labels of metrics and alerts
+can then only take configured values, whatever a sender writes."""
+CLAIMED_CHARS = 80
+
+
+def clean(text: str) -> str:
+    """The text without control, format (bidi overrides, zero-width) or unassigned characters:
+    a sender's string must not forge lines, reorder what a reader sees, or hide text."""
+    return "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Cn", "Co"))
+
+
+def _cleaned(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, list):
+        return [_cleaned(item) for item in value]
+    if isinstance(value, dict):
+        return {clean(str(key)): _cleaned(item) for key, item in value.items()}
+    return value
 
 
 @dataclass
@@ -37,7 +58,11 @@ class Outcome:
     outcome: OutcomeName = "failed"
     event_type: str | None = None
     mirror: str | None = None
+    """The configured mirror's name, `unknown` until the event matched one."""
     member: str | None = None
+    """The configured member's instance name, `unknown` until the event matched one."""
+    claimed: str | None = None
+    """What the event claimed (`mirror/member`), cleaned and cut to 80 characters."""
     from_instance: str | None = None
     to_instance: str | None = None
     vip: str | None = None
@@ -59,6 +84,9 @@ class Outcome:
     occurred_at: str | None = None
     identity: Literal["verified", "not_required"] | None = None
     """Whether the sender's identity token was verified; None when rejected before or by it."""
+    alerts: list[str] = field(default_factory=list)
+    """Safeguards that refused the event or saw something impossible (`holder_still_primary`,
+    `takeover_limit`, `token_replayed`, `future_mark:<member>`...): the line logs at ERROR."""
     from_member: bool = False
     """The event named a configured member of a configured mirror: its rejection may be a
     lost failover (a missing identity token, say), so it is logged at ERROR and alerts."""
@@ -67,7 +95,7 @@ class Outcome:
     def severity(self) -> int:
         """INFO for success, WARNING for noise, ERROR for what may leave the VIP behind."""
         routine = self.error_reason in ROUTINE_REJECTIONS
-        if self.outcome == "rejected" and self.from_member and not routine:
+        if self.alerts or (self.outcome == "rejected" and self.from_member and not routine):
             return logging.ERROR
         return SEVERITY[self.outcome]
 
@@ -82,7 +110,9 @@ class Outcome:
         return f"{mirror}: VIP move to {self.to_instance} failed: {self.error}"
 
     def fields(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field, strings cleaned (`clean`)."""
+        cleaned: dict[str, Any] = _cleaned(asdict(self))
+        return cleaned
 
 
 LOG_FIELDS: frozenset[str] = frozenset(Outcome.__dataclass_fields__) | {"message", "severity"}
@@ -128,5 +158,5 @@ def outcome_logger() -> logging.Logger:
 def log_outcome(outcome: Outcome) -> None:
     """Write the event's one outcome line."""
     outcome_logger().log(
-        outcome.severity(), outcome.message(), extra={"json_fields": outcome.fields()}
+        outcome.severity(), clean(outcome.message()), extra={"json_fields": outcome.fields()}
     )

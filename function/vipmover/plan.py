@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .config import InstanceRef, MirrorConfig
+from .config import LABEL_PREFIXES, InstanceRef, MirrorConfig, label_key
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,10 @@ class NicState:
     labels: Mapping[str, str] = field(default_factory=dict)
     """The instance's labels; they carry each mirror's high-water mark."""
     label_fingerprint: str = ""
+    network_ip: str = ""
+    """The NIC's internal IP: where the member's IRIS answers health probes."""
+    instance_id: str = ""
+    """The live VM's numeric id: an event's `instance.id` must be this VM's, not a namesake's."""
 
 
 @dataclass(frozen=True)
@@ -137,16 +141,13 @@ class Mark:
     holder: InstanceRef
 
 
-MARK_PREFIX = "mirror-vip-"
+MARK_PREFIX = LABEL_PREFIXES[0]
 LABEL_VALUE_MAX = 63
 
 
 def mark_label(mirror_name: str) -> str:
-    """The instance label key holding a mirror's mark, e.g. `mirror-vip-irismirror`.
-
-    Label keys allow lowercase letters, digits, `_` and `-`, 63 characters at most.
-    """
-    return (MARK_PREFIX + re.sub(r"[^a-z0-9_-]", "-", mirror_name.lower()))[:63]
+    """The instance label key holding a mirror's mark, e.g. `mirror-vip-irismirror`."""
+    return label_key(MARK_PREFIX, mirror_name)
 
 
 def mark_value(mark: Mark) -> str:
@@ -172,20 +173,41 @@ def parse_mark(value: str, carrier: InstanceRef, members: Sequence[InstanceRef])
     return Mark(int(digits), named[0]) if len(named) == 1 else None
 
 
-def newest_mark(nics: Mapping[InstanceRef, NicState | Unreadable], label: str) -> Mark | None:
+def newest_mark(
+    nics: Mapping[InstanceRef, NicState | Unreadable], label: str, not_after_ms: int | None = None
+) -> Mark | None:
     """The newest mark carried by any readable member, if any (unparsable values are ignored).
 
     `nics` holds every configured member, so a value naming a member no longer configured
-    is ignored too.
+    is ignored too. A mark later than `not_after_ms` (the function's clock plus its skew) is
+    ignored: no event can have been published then, and one such label would otherwise make
+    every real failover look stale (`future_marks` names them, for an alert).
     """
+    marks = [mark for _, mark in _marks(nics, label) if not _after(mark, not_after_ms)]
+    return max(marks, default=None)
+
+
+def future_marks(
+    nics: Mapping[InstanceRef, NicState | Unreadable], label: str, not_after_ms: int
+) -> tuple[InstanceRef, ...]:
+    """The members carrying a mark later than `not_after_ms`, which `newest_mark` ignores."""
+    return tuple(ref for ref, mark in _marks(nics, label) if _after(mark, not_after_ms))
+
+
+def _marks(
+    nics: Mapping[InstanceRef, NicState | Unreadable], label: str
+) -> list[tuple[InstanceRef, Mark]]:
     members = tuple(nics)
-    marks = [
-        mark
+    return [
+        (ref, mark)
         for ref, nic in nics.items()
         if isinstance(nic, NicState) and label in nic.labels
         if (mark := parse_mark(nic.labels[label], ref, members)) is not None
     ]
-    return max(marks, default=None)
+
+
+def _after(mark: Mark, not_after_ms: int | None) -> bool:
+    return not_after_ms is not None and mark.time_ms > not_after_ms
 
 
 def is_stale(event: Mark, newest: Mark | None) -> bool:

@@ -231,13 +231,13 @@ class _Announcement:
         metadata = MetadataClient(self.cfg.metadata_host)
         progress.enter("metadata", "reading instance metadata")
         facts = cached_instance_facts(metadata, deadline)
-        token = None
+        event = events.build_event(
+            self.event_type, self.mirror, self.member, facts, self.occurred_at
+        )
         if self.cfg.identity_token:
             progress.enter("identity", "fetching the identity token")
-            token = metadata.identity_token(self.cfg.audience, deadline)
-        event = events.build_event(
-            self.event_type, self.mirror, self.member, facts, self.occurred_at, token
-        )
+            audience = events.bound_audience(self.cfg.audience, event, dry_run=self.dry_run)
+            event[events.TOKEN_FIELD] = metadata.identity_token(audience, deadline)
         message_id = None
         if not self.dry_run:
             progress.enter("publish", "publishing to Pub/Sub")

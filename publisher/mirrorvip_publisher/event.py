@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -55,6 +56,32 @@ def build_event(
     if identity_token:
         event["identity_token"] = identity_token
     return event
+
+
+TOKEN_FIELD = "identity_token"  # noqa: S105 - a field name, not a secret
+DRY_RUN_MARK = "dry-run:"
+"""Put before the digest in a dry run's audience: the function never accepts such a token."""
+
+
+def event_digest(event: dict[str, Any]) -> str:
+    """sha256 (hex) of the canonical event without its token: what the token is bound to.
+
+    Canonical: sorted keys, no spaces, ASCII escapes. The function recomputes it from the event
+    it receives (`vipmover.canonical`); a contract test proves both sides agree.
+    """
+    unsigned = {key: value for key, value in event.items() if key != TOKEN_FIELD}
+    text = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def bound_audience(audience: str, event: dict[str, Any], *, dry_run: bool = False) -> str:
+    """The audience to ask the metadata server for: `<audience>#<event digest>`.
+
+    A token for it proves this one event, so it cannot be reused for another. A dry run asks
+    for `<audience>#dry-run:<digest>`, which the function refuses: a token fetched to test the
+    installation can never move the VIP.
+    """
+    return f"{audience}#{DRY_RUN_MARK if dry_run else ''}{event_digest(event)}"
 
 
 def encode_event(event: dict[str, Any]) -> bytes:

@@ -95,14 +95,21 @@ def test_function_is_deployed_gen2_internal_only_with_retry(
     assert deploy.flag("env-vars-file") == str(tmp_path / "build" / "function-env.yaml")
 
 
+TOPIC_AUDIENCE = f"//pubsub.googleapis.com/projects/{PROJECT}/topics/mirror-vip-events"
+
+
 def test_env_vars_file_carries_the_validated_mirror_config(commands: list[Command]) -> None:
     env_file = Path(only(commands, "gcloud", "functions", "deploy").flag("env-vars-file") or "")
     env = yaml.safe_load(env_file.read_text())
     assert set(env) == {"MIRROR_CONFIG", "GOOGLE_CLOUD_PROJECT"}
     assert env["GOOGLE_CLOUD_PROJECT"] == PROJECT
     original = yaml.safe_load((DEPLOY_DIR / "mirrors.example.yaml").read_text())
-    # Verified identity is on by default on GCP; everything else passes through unchanged.
-    assert json.loads(env["MIRROR_CONFIG"]) == original | {"identity": {"required": True}}
+    # Verified identity is on by default on GCP, for the topic's audience (written, not taken
+    # from the CloudEvent), and every mirror corroborates with IRIS; the rest passes through.
+    identity = {"required": True, "audience": TOPIC_AUDIENCE}
+    for entry in original["mirrors"].values():
+        entry["corroborate"] = {"url": "http://{ip}:52773/csp/user/mirror_status.cxw"}
+    assert json.loads(env["MIRROR_CONFIG"]) == original | {"identity": identity}
 
 
 def test_identity_can_be_switched_off_explicitly(tmp_path: Path) -> None:
@@ -113,7 +120,10 @@ def test_identity_can_be_switched_off_explicitly(tmp_path: Path) -> None:
     commands = dry_run(tmp_path, "function", MIRROR_CONFIG_FILE=str(config))
     env_file = Path(only(commands, "gcloud", "functions", "deploy").flag("env-vars-file") or "")
     env = yaml.safe_load(env_file.read_text())
-    assert json.loads(env["MIRROR_CONFIG"])["identity"] == {"required": False}
+    assert json.loads(env["MIRROR_CONFIG"])["identity"] == {
+        "required": False,
+        "audience": TOPIC_AUDIENCE,
+    }
 
 
 @pytest.mark.parametrize(
@@ -130,7 +140,8 @@ def test_identity_not_switched_off_stays_required(tmp_path: Path, identity_yaml:
     identity = json.loads(yaml.safe_load(env_file.read_text())["MIRROR_CONFIG"])["identity"]
     assert identity["required"] is True
     written = yaml.safe_load(identity_yaml)["identity"] or {}
-    assert identity.get("audience") == written.get("audience")  # the rest passes through
+    # A written audience passes through; otherwise deploy writes the topic's.
+    assert identity.get("audience") == written.get("audience", TOPIC_AUDIENCE)
 
 
 def mirror_config_file(tmp_path: Path, **changes: object) -> Path:

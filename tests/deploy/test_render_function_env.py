@@ -9,6 +9,7 @@ cover deadline + margin and stay within 540 s, or the config is refused: never a
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from types import ModuleType
@@ -84,3 +85,26 @@ def test_the_mirror_count_is_reported() -> None:
     second["MIRRORB"].pop("public_ip")
     rendered = RENDER.render_document(example(mirrors=mirrors | second), PROJECT)
     assert rendered.mirrors == 2
+
+
+def test_deployed_config_verifies_identity_for_the_topic_and_corroborates() -> None:
+    """Deployed, identity is required with an explicit audience (not the CloudEvent's source,
+    which a direct invoker controls), and every mirror asks its members' IRIS."""
+    document = example()
+    document["mirrors"]["OPTOUT"] = document["mirrors"]["IRISMIRROR"] | {
+        "private_vip": "10.0.0.249/32",
+        "corroborate": None,
+        "public_ip": None,
+    }
+    topic = f"projects/{PROJECT}/topics/mirror-vip-events"
+
+    rendered = RENDER.render_document(document, PROJECT, topic)
+
+    env = yaml.safe_load(rendered.env_text)
+    config = parse_config(json.loads(env["MIRROR_CONFIG"]), default_project=lambda: PROJECT)
+    assert config.identity.required is True
+    assert config.identity.audience == f"//pubsub.googleapis.com/{topic}"
+    corroborate = config.mirrors["IRISMIRROR"].corroborate
+    assert corroborate is not None
+    assert corroborate.url == "http://{ip}:52773/csp/user/mirror_status.cxw"
+    assert config.mirrors["OPTOUT"].corroborate is None

@@ -59,5 +59,7 @@ def stack(running_stack: LocalStack) -> LocalStack:
         running_stack.restart_function()
     running_stack.compute.set_op_latency(OP_LATENCY_S)
     running_stack.compute.load_state(compute_state(LAYOUTS))
+    for layout in LAYOUTS:  # each member's IRIS agrees with the seed: the first is primary
+        running_stack.iris.set_primary(layout.members[0].name)
     running_stack.compute.clear_requests()
     return running_stack

@@ -106,6 +106,39 @@ def test_public_ip_region_defaults_to_first_members_region() -> None:
             {"instance": "isc-primary-001", "zone": "us-west1-b"},
             f"{M}.members[1].instance: 'isc-primary-001' and 'isc-primary-001' (us-west1-a) share",
         ),
+        # Issue 14: whoever answers for the certs URL can sign tokens the function accepts.
+        (
+            "identity.certs_url",
+            "http://certs.example.com/x",
+            "identity.certs_url: 'http://certs.example.com/x' must be https",
+        ),
+        (
+            "identity.max_clock_skew_seconds",
+            3600,
+            "identity.max_clock_skew_seconds: expected 0..300",
+        ),
+        (f"{M}.corroborate", {"timeout_seconds": 2}, f"{M}.corroborate.url: required"),
+        (
+            f"{M}.corroborate",
+            {"url": "http://{host}:52773/x"},
+            f"{M}.corroborate.url: unknown placeholder(s) host",
+        ),
+        (
+            f"{M}.corroborate",
+            {"url": "ftp://{ip}/x"},
+            f"{M}.corroborate.url: 'ftp://{{ip}}/x' is not",
+        ),
+        (
+            f"{M}.corroborate",
+            {"url": "http://{ip}/x", "timeout_seconds": 60},
+            f"{M}.corroborate.timeout_seconds: expected a number in 0.1..10",
+        ),
+        (
+            f"{M}.takeover_limit",
+            {"moves": 8},
+            f"{M}.takeover_limit.moves: expected an integer in 0..7",
+        ),
+        (f"{M}.takeover_limit", {"minutes": 0}, f"{M}.takeover_limit.minutes: expected a number"),
     ],
 )
 def test_bad_field_is_named(path: str, value: Any, message: str) -> None:
@@ -143,6 +176,59 @@ def test_mirror_names_match_without_case_and_may_not_collide() -> None:
     collision = r"^mirrors\.irismirror: differs from mirror 'IRISMIRROR' only in case"
     with pytest.raises(ConfigError, match=collision):
         parse_config(raw)
+
+
+def test_mirrors_whose_label_keys_collide_are_refused() -> None:
+    """`IRIS.MIRROR` and `IRIS-MIRROR` both map to label `mirror-vip-iris-mirror`: each would
+    read the other's high-water mark as its own."""
+    raw = mirrors.config(
+        mirrors.mirror_config(name="IRIS.MIRROR"),
+        mirrors.mirror_config(name="IRIS-MIRROR", vip="10.0.0.251"),
+    )
+    with pytest.raises(
+        ConfigError, match=r"^mirrors\.IRIS-MIRROR: its instance label 'mirror-vip-iris-mirror'"
+    ):
+        parse_config(raw)
+
+
+@pytest.mark.parametrize(
+    "identity", [None, {}, {"audience": "a"}], ids=["null", "empty", "partial"]
+)
+def test_identity_is_required_by_default(identity: Any) -> None:
+    raw = mirrors.config() | {"identity": identity}
+    assert parse_config(raw).identity.required is True
+    del raw["identity"]
+    assert parse_config(raw).identity.required is True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://certs.example.com/x",
+        "http://127.0.0.1:9/x",
+        "http://[::1]/x",
+        "http://localhost:1/x",
+    ],
+)
+def test_certs_url_is_https_or_loopback_http(url: str) -> None:
+    raw = mirrors.config() | {"identity": {"certs_url": url}}
+    assert parse_config(raw).identity.certs_url == url
+
+
+def test_safeguards_defaults() -> None:
+    """Takeover limit 3 in 10 min by default; corroboration only when configured."""
+    raw = with_change(f"{M}.takeover_limit", None)
+    mirror = parse_config(raw).mirrors[mirrors.MIRROR]
+    assert (mirror.takeover_limit.moves, mirror.takeover_limit.minutes) == (3, 10)
+    assert mirror.corroborate is None
+    raw = with_change(f"{M}.corroborate", {"url": "http://{ip}:52773/csp/user/mirror_status.cxw"})
+    corroborate = parse_config(raw).mirrors[mirrors.MIRROR].corroborate
+    assert corroborate is not None
+    assert corroborate.timeout_s == 2.0
+    assert (
+        corroborate.url_for("10.0.0.9", "vm", "z")
+        == "http://10.0.0.9:52773/csp/user/mirror_status.cxw"
+    )
 
 
 def test_not_an_object_at_the_top() -> None:

@@ -19,8 +19,10 @@ import pytest
 
 from conftest import FunctionFactory
 from emulators.compute.server import ComputeEmulator
+from emulators.compute.state import stable_id
 from emulators.metadata import VM, MetadataEmulator, SigningKey
 from local.mirrors import Member
+from mirrorvip_publisher.event import bound_audience
 from support import mirrors
 from support.events import TOPIC, became_primary, cloud_event
 from support.function_app import FunctionUnderTest
@@ -30,8 +32,10 @@ from vipmover.event import MirrorEvent, format_rfc3339
 from vipmover.identity import CertsCache, judge_claims, verify_identity
 
 AUDIENCE = f"//pubsub.googleapis.com/{TOPIC}"
-PRIMARY_ID = "1000000000000000011"
-BACKUP_ID = "1000000000000000012"
+# The live VMs' ids, as the Compute emulator gives them: a verified event's id must match.
+PRIMARY_ID = stable_id(mirrors.PROJECT, mirrors.PRIMARY_ZONE, mirrors.primary().name)
+BACKUP_ID = stable_id(mirrors.PROJECT, mirrors.BACKUP_ZONE, mirrors.backup().name)
+OCCURRED_AT = "2026-11-25T12:00:00.000Z"
 IDS = {mirrors.primary().name: PRIMARY_ID, mirrors.backup().name: BACKUP_ID}
 
 
@@ -39,13 +43,25 @@ def rfc3339(seconds_from_now: float) -> str:
     return format_rfc3339(datetime.now(UTC) + timedelta(seconds=seconds_from_now))
 
 
-def signed_event(member: Member, token: str | None) -> dict[str, Any]:
-    """The member's v1 event with its real instance id, carrying token (None: no token)."""
-    event = became_primary(member)
+def unsigned_event(member: Member) -> dict[str, Any]:
+    """The member's v1 event with its real instance id, without a token; the same every time,
+    so that a token bound to it (`bound`) fits the event sent."""
+    event = became_primary(member, occurred_at=OCCURRED_AT)
     event["instance"]["id"] = IDS[member.name]
+    return event
+
+
+def signed_event(member: Member, token: str | None) -> dict[str, Any]:
+    """The member's v1 event carrying token (None: no token)."""
+    event = unsigned_event(member)
     if token is not None:
         event["identity_token"] = token
     return event
+
+
+def bound(member: Member, audience: str = AUDIENCE) -> str:
+    """The audience the publisher asks for: the topic bound to the member's event."""
+    return bound_audience(audience, unsigned_event(member))
 
 
 @pytest.fixture
@@ -80,7 +96,7 @@ def test_valid_token_moves_the_vip_and_says_verified(
     compute: ComputeEmulator, metadata: MetadataEmulator, verifying_function: FunctionUnderTest
 ) -> None:
     backup = mirrors.backup()
-    token = metadata.mint_token(AUDIENCE, backup.name)
+    token = metadata.mint_token(bound(backup), backup.name)
 
     delivery = verifying_function.deliver(cloud_event(signed_event(backup, token)))
 
@@ -100,7 +116,7 @@ def test_token_expired_now_but_valid_at_publish_time_is_accepted(
     """A redelivery 70 min after publishing: the token expired since, but not before Pub/Sub
     accepted the message, which is when the VM proved who it was."""
     backup = mirrors.backup()
-    token = metadata.mint_token(AUDIENCE, backup.name, now=time.time() - 4300)
+    token = metadata.mint_token(bound(backup), backup.name, now=time.time() - 4230)
 
     event = cloud_event(signed_event(backup, token), publish_time=rfc3339(-4200))
     delivery = verifying_function.deliver(event)
@@ -129,22 +145,23 @@ def _tamper(token: str, **claims: Any) -> str:
     return f"{head}.{encoded}.{signature}"
 
 
-def _forge_with_same_kid(metadata: MetadataEmulator, vm: str) -> str:
+def _forge_with_same_kid(metadata: MetadataEmulator, audience: str, vm: str) -> str:
     """Signed by another key that claims the emulator's kid: the signature cannot verify."""
     impostor = SigningKey.generate(kid=metadata.signing_key.kid)
-    return metadata.mint_token(AUDIENCE, vm, key=impostor)
+    return metadata.mint_token(audience, vm, key=impostor)
 
 
 BACKUP, PRIMARY = mirrors.backup().name, mirrors.primary().name
-TokenFactory = Callable[[MetadataEmulator], str | None]
+TokenFactory = Callable[[MetadataEmulator, str], str | None]
+"""Makes a token from the metadata emulator and the audience bound to the backup's event."""
 # (test id, token for the BACKUP's event, publish time offset in s, expected reason)
 BAD_TOKENS: list[tuple[str, TokenFactory, float, str]] = [
-    ("no token", lambda _m: None, 0, "missing_token"),
-    ("not a jwt", lambda _m: "not-a-jwt", 0, "bad_token"),
-    ("three garbage segments", lambda _m: "a.b.c", 0, "bad_token"),
+    ("no token", lambda _m, _a: None, 0, "missing_token"),
+    ("not a jwt", lambda _m, _a: "not-a-jwt", 0, "bad_token"),
+    ("three garbage segments", lambda _m, _a: "a.b.c", 0, "bad_token"),
     (
         "alg none",
-        lambda _m: (
+        lambda _m, _a: (
             ".".join(
                 base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
                 for part in ({"alg": "none", "typ": "JWT"}, {"iat": 1, "exp": 2})
@@ -156,20 +173,20 @@ BAD_TOKENS: list[tuple[str, TokenFactory, float, str]] = [
     ),
     (
         "forged: unknown key",
-        lambda m: m.mint_token(AUDIENCE, BACKUP, key=SigningKey.generate()),
+        lambda m, a: m.mint_token(a, BACKUP, key=SigningKey.generate()),
         0,
         "bad_token",
     ),
     (
         "forged: impostor with the real kid",
-        lambda m: _forge_with_same_kid(m, BACKUP),
+        lambda m, a: _forge_with_same_kid(m, a, BACKUP),
         0,
         "bad_token",
     ),
     (
         "tampered payload: primary's token made to name the backup",
-        lambda m: _tamper(
-            m.mint_token(AUDIENCE, PRIMARY),
+        lambda m, a: _tamper(
+            m.mint_token(a, PRIMARY),
             google={
                 "compute_engine": {
                     "project_id": mirrors.PROJECT,
@@ -184,52 +201,52 @@ BAD_TOKENS: list[tuple[str, TokenFactory, float, str]] = [
     ),
     (
         "tampered payload: expiry extended",
-        lambda m: _tamper(m.mint_token(AUDIENCE, BACKUP, now=time.time() - 7200), exp=2**33),
+        lambda m, a: _tamper(m.mint_token(a, BACKUP, now=time.time() - 7200), exp=2**33),
         0,
         "bad_token",
     ),
     (
         "expired at publishTime",
-        lambda m: m.mint_token(AUDIENCE, BACKUP, now=time.time() - 7200),
+        lambda m, a: m.mint_token(a, BACKUP, now=time.time() - 7200),
         0,
         "token_expired",
     ),
     (
         "expired at publishTime, delivered much later",
-        lambda m: m.mint_token(AUDIENCE, BACKUP, now=time.time() - 3 * 3600),
+        lambda m, a: m.mint_token(a, BACKUP, now=time.time() - 3 * 3600),
         -3600,
         "token_expired",
     ),
     (
         "issued after publishTime",
-        lambda m: m.mint_token(AUDIENCE, BACKUP),
+        lambda m, a: m.mint_token(a, BACKUP),
         -1800,
         "token_not_yet_valid",
     ),
     (
         "wrong audience",
-        lambda m: m.mint_token("//pubsub.googleapis.com/projects/x/topics/y", BACKUP),
+        lambda m, _a: m.mint_token("//pubsub.googleapis.com/projects/x/topics/y", BACKUP),
         0,
         "wrong_audience",
     ),
     (
         "wrong issuer",
-        lambda m: m.mint_token(AUDIENCE, BACKUP, overrides={"iss": "https://evil.example.com"}),
+        lambda m, a: m.mint_token(a, BACKUP, overrides={"iss": "https://evil.example.com"}),
         0,
         "wrong_issuer",
     ),
-    ("the other member's token", lambda m: m.mint_token(AUDIENCE, PRIMARY), 0, "identity_mismatch"),
+    ("the other member's token", lambda m, a: m.mint_token(a, PRIMARY), 0, "identity_mismatch"),
     (
         "same name, another instance id (VM recreated)",
-        lambda m: m.mint_token(
-            AUDIENCE, BACKUP, overrides={"google": {"compute_engine": {"instance_id": "77"}}}
+        lambda m, a: m.mint_token(
+            a, BACKUP, overrides={"google": {"compute_engine": {"instance_id": "77"}}}
         ),
         0,
         "identity_mismatch",
     ),
     (
         "format=standard: no instance claims",
-        lambda m: m.mint_token(AUDIENCE, BACKUP, full=False),
+        lambda m, a: m.mint_token(a, BACKUP, full=False),
         0,
         "identity_mismatch",
     ),
@@ -251,7 +268,7 @@ def test_bad_identity_is_rejected_acknowledged_and_changes_nothing(
     publish_offset_s: float,
     reason: str,
 ) -> None:
-    event = signed_event(mirrors.backup(), make_token(metadata))
+    event = signed_event(mirrors.backup(), make_token(metadata, bound(mirrors.backup())))
 
     delivery = verifying_function.deliver(
         cloud_event(event, publish_time=rfc3339(publish_offset_s))
@@ -273,7 +290,7 @@ def test_bad_identity_is_rejected_acknowledged_and_changes_nothing(
 def test_certs_endpoint_down_asks_for_redelivery_and_changes_nothing(
     compute: ComputeEmulator, metadata: MetadataEmulator, verifying_function: FunctionUnderTest
 ) -> None:
-    token = metadata.mint_token(AUDIENCE, BACKUP)
+    token = metadata.mint_token(bound(mirrors.backup()), BACKUP)
     metadata.take_down()
 
     delivery = verifying_function.deliver(cloud_event(signed_event(mirrors.backup(), token)))
@@ -289,7 +306,7 @@ def test_certs_endpoint_down_asks_for_redelivery_and_changes_nothing(
 def test_certs_endpoint_error_then_redelivery_succeeds(
     metadata: MetadataEmulator, verifying_function: FunctionUnderTest
 ) -> None:
-    token = metadata.mint_token(AUDIENCE, BACKUP)
+    token = metadata.mint_token(bound(mirrors.backup()), BACKUP)
     event = cloud_event(signed_event(mirrors.backup(), token))
     metadata.fail(503, path_contains="certs")
 
@@ -313,14 +330,16 @@ EVENT = MirrorEvent(
     instance_id=BACKUP_ID,
     occurred_at=NOW,
     identity_token="t",
+    digest="d" * 64,
 )
+BOUND = f"{AUDIENCE}#{EVENT.digest}"
 
 
 def claims(**changes: Any) -> dict[str, Any]:
     issued = int(NOW.timestamp()) - 60
     base: dict[str, Any] = {
         "iss": "https://accounts.google.com",
-        "aud": AUDIENCE,
+        "aud": BOUND,
         "iat": issued,
         "exp": issued + 3600,
         "google": {
@@ -365,7 +384,7 @@ def test_judge_accepts(token_claims: dict[str, Any]) -> None:
 def test_judge_uses_now_only_without_publish_time() -> None:
     issued = int(NOW.timestamp()) - 2 * 3600
     expired_now = claims(iat=issued, exp=issued + 3600)
-    judge(expired_now, publish_time=NOW - timedelta(hours=1, minutes=1))
+    judge(expired_now, publish_time=datetime.fromtimestamp(issued + 30, UTC))
     with pytest.raises(EventRejected) as caught:
         judge(expired_now, publish_time=None)
     assert caught.value.reason == "token_expired"

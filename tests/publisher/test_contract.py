@@ -12,7 +12,13 @@ import pytest
 
 from emulators.metadata import VM
 from mirrorvip_publisher import notify_become_primary
-from mirrorvip_publisher.event import build_event, encode_event, format_occurred_at
+from mirrorvip_publisher.event import (
+    bound_audience,
+    build_event,
+    encode_event,
+    event_digest,
+    format_occurred_at,
+)
 from mirrorvip_publisher.metadata import InstanceFacts
 from vipmover.event import parse_event
 
@@ -74,3 +80,35 @@ def test_what_arrives_on_pubsub_is_contract_v1(
     assert parsed.instance.name == vm.name
     assert parsed.instance.zone == vm.zone
     assert parsed.identity_token == event["identity_token"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"member": "IRIS-Ä\u202e"},  # non-ASCII and a bidi control: escaped the same way
+        {"future_field": {"b": [1, 2.5, None], "a": True}},  # a field added to the contract later
+    ],
+    ids=["plain", "non-ascii", "unknown-field"],
+)
+def test_publisher_and_function_bind_the_token_to_the_same_digest(extra: dict[str, Any]) -> None:
+    """The publisher asks for `<topic>#<digest>`; the function recomputes the digest from what
+    it received. Both must agree byte for byte, or every real token would be refused."""
+    event = build_event("became_primary", "MIRRORA", "IRIS-A", FACTS, 1_795_608_620.5) | extra
+    digest = event_digest(event)
+    signed = event | {"identity_token": "aaa.bbb.ccc"}
+
+    received = parse_event(encode_event(signed))
+
+    assert received.digest == digest
+    assert (
+        bound_audience("//pubsub.googleapis.com/t", signed) == f"//pubsub.googleapis.com/t#{digest}"
+    )
+    # Another event (one field changed) has another digest: its token cannot carry this one.
+    assert (
+        parse_event(encode_event(signed | {"occurred_at": "2026-11-25T12:10:21.000Z"})).digest
+        != digest
+    )
+    # A dry run's token names a different audience, which the function never expects.
+    assert bound_audience("a", event, dry_run=True) != bound_audience("a", event)

@@ -17,6 +17,7 @@ from emulators.metadata import VM, MetadataEmulator
 from emulators.pubsub import PubSubEmulator
 from mirrorvip_publisher import PublishResult, heartbeat, notify_become_primary
 from mirrorvip_publisher.config import default_audience
+from mirrorvip_publisher.event import bound_audience
 
 from .conftest import Channel
 from .tcp_proxy import HangingProxy
@@ -50,17 +51,19 @@ def test_the_event_arrives_with_attributes_and_ordering_key(channel: Channel, vm
     }
 
 
-def test_the_identity_token_verifies_for_the_topic_audience(
+def test_the_identity_token_verifies_for_the_topic_audience_bound_to_the_event(
     channel: Channel, metadata_server: MetadataEmulator, vm: VM
 ) -> None:
     assert notify_become_primary(MIRROR, MEMBER).ok
     [message] = channel.pull()
 
+    event = message.json()
     with requests.Session() as session:
         claims = id_token.verify_token(
-            message.json()["identity_token"],
+            event["identity_token"],
             Request(session),
-            audience=default_audience(channel.topic),
+            # Bound to this one event: the topic, `#`, the digest of the event without the token.
+            audience=bound_audience(default_audience(channel.topic), event),
             certs_url=metadata_server.certs_url,
         )
     assert claims["google"]["compute_engine"]["instance_id"] == vm.id
@@ -78,7 +81,10 @@ def test_configured_audience_and_identity_off(
     assert first.json()["identity_token"]
     assert "identity_token" not in second.json()
     audiences = [r.query.get("audience") for r in metadata_server.requests if "identity" in r.path]
-    assert audiences == [["https://vip.example"]]
+    unsigned = {k: v for k, v in first.json().items() if k != "identity_token"}
+    expected = bound_audience("https://vip.example", unsigned)
+    assert audiences == [[expected]]
+    assert expected.startswith("https://vip.example#")
 
 
 def test_warm_calls_publish_in_order(channel: Channel, metadata_server: MetadataEmulator) -> None:

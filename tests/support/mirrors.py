@@ -64,12 +64,19 @@ def mirror_config(
     """One mirror's entry of MIRROR_CONFIG, in the documented shape."""
     chosen = tuple(members) or (primary(), backup())
     static = (STATIC_NAME, STATIC_IP) if public else None
-    return {name: MirrorLayout(name, PROJECT, vip, chosen, static).config_entry()}
+    entry = MirrorLayout(name, PROJECT, vip, chosen, static).config_entry()
+    # Tests flip the VIP quickly: the takeover limit is off unless a test switches it on.
+    return {name: entry | {"takeover_limit": {"moves": 0}}}
 
 
-def config(*mirrors: dict[str, Any]) -> dict[str, Any]:
-    """A whole MIRROR_CONFIG document (default: the one test mirror)."""
+def config(*mirrors: dict[str, Any], identity: bool = False) -> dict[str, Any]:
+    """A whole MIRROR_CONFIG document (default: the one test mirror).
+
+    Identity is required by default in the function's own config (fail closed); tests that send
+    unsigned events say so here (`identity=False`, the default of this helper). Tests of
+    identity itself sign events with the metadata emulator and set `identity` explicitly.
+    """
     merged: dict[str, Any] = {}
     for mirror in mirrors or (mirror_config(),):
         merged |= mirror
-    return {"mirrors": merged}
+    return {"mirrors": merged, "identity": {"required": identity}}
