@@ -57,9 +57,7 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
         outcome.mirror, outcome.vip, outcome.from_member = mirror.name, mirror.vip, True
         outcome.mode = mirror.mode
         outcome.identity = _check_identity(app, event, message, source)
-        mover = (RouteMover if mirror.mode == "route" else Mover)(
-            gateway, app.config.operation_timeout_s
-        )
+        mover = mover_for(mirror, gateway, app.config.operation_timeout_s)
         heartbeat = event.type == "heartbeat"
         outcome.outcome = mover.move(
             mirror,
@@ -71,6 +69,13 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
         )
 
     return run_recorded(work, outcome, report, gateway, started)
+
+
+def mover_for(
+    mirror: MirrorConfig, gateway: ComputeGateway, operation_timeout_s: float
+) -> Mover | RouteMover:
+    """The mover of the mirror's mode (shared with the operator's `mirror-vip move`)."""
+    return (RouteMover if mirror.mode == "route" else Mover)(gateway, operation_timeout_s)
 
 
 def run_recorded(
