@@ -212,6 +212,11 @@ def _instance(seeded: dict[str, Any], member: Member) -> dict[str, Any]:
             "VIP routed to web-1, which is not a member",
         ),
         (
+            state(own_route(PRIMARY), foreign_route("web-vip", "us-west1-c", "web-1", 2000)),
+            "route_to_deleted_instance",
+            "route web-vip sends the VIP to web-1, which does not exist",
+        ),
+        (
             _edited(lambda s: _instance(s, PRIMARY).update(status="TERMINATED")),
             "holder_not_running",
             f"VIP routed to {PRIMARY.name}, which is TERMINATED",
