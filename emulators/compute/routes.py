@@ -48,9 +48,11 @@ ROUTES: tuple[Route, ...] = (
     Route("compute.instances.aggregatedList", "GET", "projects/{project}/aggregated/instances"),
     Route("compute.addresses.list", "GET", f"{_REGION}/addresses"),
     Route("compute.addresses.aggregatedList", "GET", "projects/{project}/aggregated/addresses"),
-    # Subnetworks: `doctor` checks that the VIP lies in the members' subnetwork.
+    # Subnetworks: `doctor` checks that the VIP lies in the members' subnetwork (alias mode),
+    # or outside every subnetwork range of the network (route mode).
     Route("compute.subnetworks.get", "GET", f"{_REGION}/subnetworks/{{subnetwork}}"),
     Route("compute.subnetworks.list", "GET", f"{_REGION}/subnetworks"),
+    Route("compute.subnetworks.aggregatedList", "GET", "projects/{project}/aggregated/subnetworks"),
     # Operations list: `doctor` shows a move's operations still pending on a member.
     Route("compute.zoneOperations.list", "GET", f"{_ZONE}/operations"),
     # Zones: gcloud resolves and lists zones; `set_zone_down` shows up in aggregated lists.
@@ -91,6 +93,11 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("compute.targetInstances.get", "GET", f"{_ZONE}/targetInstances/{{targetInstance}}"),
     Route("compute.targetInstances.list", "GET", f"{_ZONE}/targetInstances"),
+    Route(
+        "compute.targetInstances.testIamPermissions",
+        "POST",
+        f"{_ZONE}/targetInstances/{{resource}}/testIamPermissions",
+    ),
 )
 
 

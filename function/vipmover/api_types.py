@@ -84,6 +84,23 @@ class SubnetworkJson(TypedDict, total=False):
     selfLink: str
 
 
+class SubnetworksScopedListJson(TypedDict, total=False):
+    subnetworks: list[SubnetworkJson]
+
+
+class SubnetworkAggregatedListJson(TypedDict, total=False):
+    items: dict[str, SubnetworksScopedListJson]
+    nextPageToken: str
+    unreachables: list[str]
+
+
+class TargetInstanceJson(TypedDict, total=False):
+    name: str
+    zone: str
+    instance: str
+    selfLink: str
+
+
 class TestPermissionsRequestJson(TypedDict):
     permissions: list[str]
 
@@ -155,6 +172,9 @@ SCHEMAS: dict[str, type] = {
     "InstanceAggregatedList": InstanceAggregatedListJson,
     "SubnetworkSecondaryRange": SubnetworkSecondaryRangeJson,
     "Subnetwork": SubnetworkJson,
+    "SubnetworksScopedList": SubnetworksScopedListJson,
+    "SubnetworkAggregatedList": SubnetworkAggregatedListJson,
+    "TargetInstance": TargetInstanceJson,
     "TestPermissionsRequest": TestPermissionsRequestJson,
     "TestPermissionsResponse": TestPermissionsResponseJson,
     "Route": RouteJson,

@@ -39,7 +39,9 @@ from .api_types import (
     OperationJson,
     RouteJson,
     RouteListJson,
+    SubnetworkAggregatedListJson,
     SubnetworkJson,
+    TargetInstanceJson,
     TargetReferenceJson,
     TestPermissionsRequestJson,
     TestPermissionsResponseJson,
@@ -423,6 +425,40 @@ class ComputeGateway:
         """One subnetwork: its primary and secondary ranges."""
         path = f"{project}/regions/{region}/subnetworks/{name}"
         return cast(SubnetworkJson, self._request("compute.subnetworks.get", "GET", path, deadline))
+
+    def list_all_subnetworks(
+        self, project: str, deadline: float
+    ) -> tuple[list[SubnetworkJson], list[str]]:
+        """Every subnetwork of the project (aggregatedList, all pages), and unreachable regions."""
+        params: dict[str, str] = {}
+        found: list[SubnetworkJson] = []
+        unreachable: list[str] = []
+        while True:
+            page = cast(
+                SubnetworkAggregatedListJson,
+                self._request(
+                    "compute.subnetworks.aggregatedList",
+                    "GET",
+                    f"{project}/aggregated/subnetworks",
+                    deadline,
+                    params=params,
+                ),
+            )
+            for scoped in page.get("items", {}).values():
+                found.extend(scoped.get("subnetworks", []))
+            unreachable.extend(page.get("unreachables", []))
+            if not page.get("nextPageToken"):
+                return found, unreachable
+            params = {"pageToken": page["nextPageToken"]}
+
+    def read_target_instance(
+        self, project: str, zone: str, name: str, deadline: float
+    ) -> TargetInstanceJson:
+        """One target instance: the VM it points at (route mode's forwarding rule targets one)."""
+        path = f"{project}/zones/{zone}/targetInstances/{name}"
+        return cast(
+            TargetInstanceJson, self._request("compute.targetInstances.get", "GET", path, deadline)
+        )
 
     def list_addresses(
         self, project: str, region: str, deadline: float, filter_text: str = ""

@@ -63,16 +63,15 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
         outcome.identity, token = _check_identity(app, event, message, source)
         time_ms = _event_time_ms(message, event)
         heartbeat = event.type == "heartbeat"
-        if mirror.mode == "route":
+        mover = mover_for(mirror, gateway, app.config.operation_timeout_s)
+        if isinstance(mover, RouteMover):
             # Route mode has no safeguards hook yet (corroboration, takeover limit, replay).
-            route = RouteMover(gateway, app.config.operation_timeout_s)
-            outcome.outcome = route.move(
+            outcome.outcome = mover.move(
                 mirror, target, outcome.event_id, report, time_ms, heartbeat=heartbeat
             )
             return
         facts = EventFacts(target, event.instance_id, time_ms, round(time.time() * 1000), token)
         guard = app.safeguards.begin(mirror, facts)
-        mover = Mover(gateway, app.config.operation_timeout_s)
         try:
             outcome.outcome = mover.move(
                 mirror,
@@ -88,6 +87,13 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
             outcome.alerts, report.notes[:0] = guard.alerts, guard.notes
 
     return run_recorded(work, outcome, report, gateway, started)
+
+
+def mover_for(
+    mirror: MirrorConfig, gateway: ComputeGateway, operation_timeout_s: float
+) -> Mover | RouteMover:
+    """The mover of the mirror's mode (shared with the operator's `mirror-vip move`)."""
+    return (RouteMover if mirror.mode == "route" else Mover)(gateway, operation_timeout_s)
 
 
 def run_recorded(

@@ -38,7 +38,7 @@ from .errors import (
 from .event import format_rfc3339
 from .forwarding import RuleRead, plan_rule, read_rule, retarget, rule_problem
 from .mover import MoveReport, _run_concurrently
-from .plan import Mark, decide_mark, instance_of
+from .plan import Mark, MarkDecision, decide_mark, instance_of
 from .route_plan import (
     ForwardingPlan,
     ForwardingRuleState,
@@ -106,18 +106,14 @@ class RouteMover:
         for _ in range(MAX_ROUNDS):
             seen = run.read(target)
             newest = seen.view.newest_mark
-            decision = decide_mark(event, newest, goal, heartbeat=heartbeat)
+            decided = plan_round(mirror, goal, event, seen.view, seen.rule, heartbeat=heartbeat)
+            decision, plan, public = decided.decision, decided.routes, decided.public
             if decision.stale:
                 report.actions.append(f"superseded_by:{decision.target.name}")
                 stale = stale or event
             elif decision.target == target:
                 _check_hop(seen.hop, report)
             goal, event = decision.target, decision.event
-            carried = (
-                event if decision.record else (newest if newest and newest.holder == goal else None)
-            )
-            plan = plan_routes(mirror, goal, carried, seen.view)
-            public = plan_rule(mirror, goal, seen.rule)
             if report.from_instance is None:
                 report.from_instance = _previous_holder(seen.view, goal)
             if plan.blocked is not None:
@@ -129,6 +125,42 @@ class RouteMover:
                 return "moved" if moved else "already_in_place"
             moved = run.apply(seen, plan, public) or moved
         raise NotConverged(f"{mirror.name}: routes not settled after {MAX_ROUNDS} rounds")
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """One round's decision: whose mark wins, the route writes and the forwarding rule's."""
+
+    decision: MarkDecision
+    routes: RoutePlan
+    public: ForwardingPlan
+
+
+def plan_round(
+    mirror: MirrorConfig,
+    goal: InstanceRef,
+    event: Mark | None,
+    view: RouteView,
+    rule: ForwardingRuleState | MirrorVipError | None,
+    *,
+    heartbeat: bool = False,
+) -> RoundPlan:
+    """Decide one round from its reads (pure); `mirror-vip plan` shows what this returns.
+
+    Args:
+        goal: The member the event names (in later rounds: the member the last round chose).
+        event: The event's mark (None: none to record).
+    """
+    newest = view.newest_mark
+    decision = decide_mark(event, newest, goal, heartbeat=heartbeat)
+    chosen = decision.target
+    carried = (
+        decision.event
+        if decision.record
+        else (newest if newest and newest.holder == chosen else None)
+    )
+    routes = plan_routes(mirror, chosen, carried, view)
+    return RoundPlan(decision, routes, plan_rule(mirror, chosen, rule))
 
 
 class _Run:

@@ -138,17 +138,6 @@ def test_a_denied_api_exits_3(cli: Cli, compute: ComputeEmulator) -> None:
     assert cli("status", "--json").code == 3
 
 
-def test_route_mode_is_refused_with_exit_2(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vipmover.config import MirrorConfig  # noqa: PLC0415
-
-    monkeypatch.setattr(MirrorConfig, "mode", "route", raising=False)
-
-    run = cli("status", "--json")
-
-    assert run.code == 2
-    assert run.mirror["error"] == "route mode: not supported by this command yet"
-
-
 def test_a_bad_config_exits_2_naming_the_field(cli: Cli, config_file: Path) -> None:
     document = mirrors.config()
     document["mirrors"]["IRISMIRROR"]["privte_vip"] = "10.0.0.9"

@@ -1,4 +1,8 @@
-"""`status`, `plan` and `move`: where the VIP is, what a failover would write, do it by hand."""
+"""`status`, `plan` and `move`: where the VIP is, what a failover would write, do it by hand.
+
+Both modes: the holdings come from the mode's reader, the plan from the mode's own planner,
+the move from the mover `handler.mover_for` picks, as the function does.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,16 @@ from typing import Any
 
 from ..config import InstanceRef, MirrorConfig
 from ..errors import MirrorVipError
-from ..handler import run_recorded
-from ..mover import Mover, MoveReport
+from ..handler import mover_for, run_recorded
+from ..mover import MoveReport
 from ..outcome import Outcome, log_outcome
 from ..plan import MovePlan, NicState, Unreadable, plan_move
-from .holdings import Holdings, UnsupportedMode, read_holdings
+from .holdings import Holdings
+from .readers import read_holdings
+from .route_holdings import route_lines
+from .route_writes import route_plan_parts
 from .session import EXIT_API, EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, READ_TIMEOUT_S, Session
-from .writes import Write, critical_path, planned_writes
+from .writes import PlanParts, critical_path, planned_writes
 
 
 @dataclass
@@ -30,16 +37,8 @@ class MirrorResult:
     lines: list[str] = field(default_factory=list)
 
 
-def unsupported(mirror: MirrorConfig, err: UnsupportedMode) -> MirrorResult:
-    return MirrorResult(
-        EXIT_USAGE,
-        {"mirror": mirror.name, "mode": "route", "error": str(err)},
-        [f"{mirror.name}: {err}"],
-    )
-
-
 def unreachable(mirror: MirrorConfig, holdings: Holdings) -> MirrorResult:
-    errors = sorted({m.error or "" for m in holdings.members})
+    errors = holdings.read_errors
     return MirrorResult(
         EXIT_API,
         {"mirror": mirror.name, "error": "Compute API unreachable or denied", "details": errors},
@@ -52,10 +51,7 @@ def unreachable(mirror: MirrorConfig, holdings: Holdings) -> MirrorResult:
 
 def status(session: Session, mirror: MirrorConfig) -> MirrorResult:
     """Who holds the VIP and the public IP, the mark, the members, every drift."""
-    try:
-        holdings = read_holdings(session.gateway, mirror, time.monotonic() + READ_TIMEOUT_S)
-    except UnsupportedMode as err:
-        return unsupported(mirror, err)
+    holdings = read_holdings(session.gateway, mirror, time.monotonic() + READ_TIMEOUT_S)
     if holdings.unreachable_api:
         return unreachable(mirror, holdings)
     code = EXIT_OK if holdings.consistent else EXIT_DEGRADED
@@ -78,6 +74,8 @@ def status_lines(h: Holdings) -> list[str]:
         lines.append("  high-water mark      none recorded")
     else:
         lines.append(f"  high-water mark      {mark['time']} made {mark['member']} primary")
+    if h.route is not None:
+        lines.extend(route_lines(h))
     for drift in h.drifts:
         lines.append(f"  drift: {drift.message}")
     lines.append("  members:")
@@ -124,21 +122,33 @@ def plan(session: Session, mirror: MirrorConfig, to: str) -> MirrorResult:
     target = target_of(mirror, to)
     if target is None:
         return _not_a_member(mirror, to)
-    try:
-        holdings = read_holdings(session.gateway, mirror, time.monotonic() + READ_TIMEOUT_S)
-    except UnsupportedMode as err:
-        return unsupported(mirror, err)
+    holdings = read_holdings(session.gateway, mirror, time.monotonic() + READ_TIMEOUT_S)
     if holdings.unreachable_api:
         return unreachable(mirror, holdings)
+    if holdings.route is not None:
+        parts = route_plan_parts(holdings, target, int(time.time() * 1000))
+    else:
+        parts = _alias_plan_parts(session, holdings, target)
+    document = plan_document(holdings, target, parts)
+    code = EXIT_DEGRADED if parts.refusal else EXIT_OK
+    return MirrorResult(code, document, plan_lines(document))
+
+
+def _alias_plan_parts(session: Session, holdings: Holdings, target: InstanceRef) -> PlanParts:
+    """The alias mover's plan (`plan.plan_move`) as writes, or why it would refuse."""
     refusal = _refusal(holdings.nics[target])
+    move_plan: MovePlan | None
     try:
         move_plan = compute_plan(session, holdings, target)
     except MirrorVipError as err:
         refusal = refusal or f"cannot plan: {err}"
         move_plan = None
-    writes = planned_writes(mirror, move_plan, holdings.nics, record_mark=True) if move_plan else []
-    document = plan_document(mirror, target, move_plan, writes, refusal)
-    return MirrorResult(EXIT_DEGRADED if refusal else EXIT_OK, document, plan_lines(document))
+    if move_plan is None:
+        return PlanParts([], refusal, False, None)
+    writes = planned_writes(holdings.mirror, move_plan, holdings.nics, record_mark=True)
+    public = move_plan.public
+    blocked = public.blocked.reason if public and public.blocked else None
+    return PlanParts(writes, refusal, move_plan.changes, blocked)
 
 
 def _refusal(nic: NicState | Unreadable) -> str | None:
@@ -156,24 +166,18 @@ def _not_a_member(mirror: MirrorConfig, name: str) -> MirrorResult:
     return MirrorResult(EXIT_USAGE, {"mirror": mirror.name, "error": message}, [message])
 
 
-def plan_document(
-    mirror: MirrorConfig,
-    target: InstanceRef,
-    move_plan: MovePlan | None,
-    writes: list[Write],
-    refusal: str | None,
-) -> dict[str, Any]:
+def plan_document(holdings: Holdings, target: InstanceRef, parts: PlanParts) -> dict[str, Any]:
     """The `--json` form of `plan`."""
-    public = move_plan.public if move_plan else None
-    path = critical_path(writes)
+    path = critical_path(parts.writes)
     return {
-        "mirror": mirror.name,
+        "mirror": holdings.mirror.name,
+        "mode": holdings.mode,
         "to": target.name,
-        "refused": refusal,
-        "changes": bool(move_plan and move_plan.changes),
-        "vip_holders": [r.name for r in move_plan.holders] if move_plan else [],
-        "public_ip_blocked": public.blocked.reason if public and public.blocked else None,
-        "writes": [w.document() for w in writes],
+        "refused": parts.refusal,
+        "changes": parts.changes,
+        "vip_holders": [r.name for r in holdings.vip_holders],
+        "public_ip_blocked": parts.public_blocked,
+        "writes": [w.document() for w in parts.writes],
         "critical_path": path,
         "critical_path_operations": len(path),
     }
@@ -190,6 +194,8 @@ def plan_lines(doc: dict[str, Any]) -> list[str]:
     on_path = set(doc["critical_path"])
     for w in doc["writes"]:
         after = f" after {', '.join(f'#{i}' for i in w['after'])}" if w["after"] else ""
+        if w["cleanup"]:
+            after += " (cleanup)"
         if w["sent_after"]:
             after += f" (sent once {', '.join(f'#{i}' for i in w['sent_after'])} is accepted)"
         star = "*" if w["id"] in on_path else " "
@@ -234,11 +240,12 @@ def manual_move(session: Session, mirror: MirrorConfig, target: InstanceRef) -> 
     gateway = session.gateway.for_event()
     outcome = Outcome(event_id=f"manual-{uuid.uuid4().hex[:12]}", event_type="manual_move")
     outcome.mirror, outcome.vip, outcome.to_instance = mirror.name, mirror.vip, str(target)
+    outcome.mode = mirror.mode
     report = MoveReport()
     now_ms = int(time.time() * 1000)
 
     def work() -> None:
-        mover = Mover(gateway, session.config.operation_timeout_s)
+        mover = mover_for(mirror, gateway, session.config.operation_timeout_s)
         outcome.outcome = mover.move(mirror, target, outcome.event_id, report, now_ms)
 
     return run_recorded(work, outcome, report, gateway, started)

@@ -5,6 +5,7 @@ the named secondary range, if any) and is reserved there; the static address exi
 members' region with the tier the holder uses; nothing outside the mirror holds the VIP or the
 static IP; the caller holds the function's custom role (`deploy/gcp/function-role.yaml`) on the
 mirror's resources (`testIamPermissions`); the Pub/Sub topic exists; and the state has no drift.
+Route mode has its own checks (`route_doctor`); the topic and the drift checks are shared.
 """
 
 from __future__ import annotations
@@ -16,28 +17,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ..api_types import InstanceJson
 from ..config import MirrorConfig
 from ..errors import MirrorVipError
-from .commands import MirrorResult, unreachable, unsupported
-from .holdings import Holdings, UnsupportedMode, read_holdings
+from .checks import Check, guarded, permission_check
+from .commands import MirrorResult, unreachable
+from .holdings import Holdings
+from .readers import read_holdings
+from .route_doctor import route_checks
 from .session import EXIT_DEGRADED, EXIT_OK, READ_TIMEOUT_S, Session
 
-Level = Literal["ok", "warning", "problem"]
 DEFAULT_ROLE_FILE = Path(__file__).resolve().parents[3] / "deploy" / "gcp" / "function-role.yaml"
 """The custom role beside the function's source in a checkout of mirror-vip."""
-
-
-@dataclass(frozen=True)
-class Check:
-    """One finding: what was checked, how it stands, and what to do about it."""
-
-    name: str
-    level: Level
-    detail: str
-    fix: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,25 +44,17 @@ class DoctorOptions:
 def doctor(session: Session, mirror: MirrorConfig, options: DoctorOptions) -> MirrorResult:
     """Every check of one mirror; exit 1 when any is a problem."""
     deadline = time.monotonic() + READ_TIMEOUT_S
-    try:
-        holdings = read_holdings(session.gateway, mirror, deadline)
-    except UnsupportedMode as err:
-        return unsupported(mirror, err)
+    holdings = read_holdings(session.gateway, mirror, deadline)
     if holdings.unreachable_api:
         return unreachable(mirror, holdings)
-    instances = _instances(session, holdings, deadline)
+    if holdings.route is not None:
+        mode_checks = route_checks(session, holdings, options.role_file, deadline)
+    else:
+        mode_checks = _alias_checks(session, holdings, options, deadline)
+    summary = f"mirror {mirror.name} ({holdings.mode} mode): {len(mirror.members)} members, "
     checks = [
-        Check("config", "ok", f"mirror {mirror.name}: {len(mirror.members)} members, {mirror.vip}"),
-        *_member_checks(holdings),
-        *_subnet_checks(session, mirror, instances, deadline),
-        *_guarded("static_address", lambda: _static_address(session, holdings, deadline)),
-        *_guarded("outsiders", lambda: _outsiders(session, holdings, deadline)),
-        *_guarded(
-            "permissions",
-            lambda: _permissions(
-                session, holdings, options, _subnetwork(mirror, instances), deadline
-            ),
-        ),
+        Check("config", "ok", summary + mirror.vip),
+        *mode_checks,
         _topic(options),
         *_drift_checks(holdings),
     ]
@@ -88,12 +73,23 @@ def doctor(session: Session, mirror: MirrorConfig, options: DoctorOptions) -> Mi
     return MirrorResult(worst, document, lines)
 
 
-def _guarded(name: str, run: Callable[[], list[Check]]) -> list[Check]:
-    """A check whose reads failed is a problem naming the failure, not a crash."""
-    try:
-        return run()
-    except MirrorVipError as err:
-        return [Check(name, "problem", f"could not check: {err}", "see the error")]
+def _alias_checks(
+    session: Session, holdings: Holdings, options: DoctorOptions, deadline: float
+) -> list[Check]:
+    mirror = holdings.mirror
+    instances = _instances(session, holdings, deadline)
+    return [
+        *_member_checks(holdings),
+        *_subnet_checks(session, mirror, instances, deadline),
+        *guarded("static_address", lambda: _static_address(session, holdings, deadline)),
+        *guarded("outsiders", lambda: _outsiders(session, holdings, deadline)),
+        *guarded(
+            "permissions",
+            lambda: _permissions(
+                session, holdings, options, _subnetwork(mirror, instances), deadline
+            ),
+        ),
+    ]
 
 
 def _instances(session: Session, h: Holdings, deadline: float) -> dict[str, InstanceJson]:
@@ -158,9 +154,7 @@ def _subnet_checks(
     }
     if any(ip and ipaddress.ip_address(ip) in mirror.private_vip for ip in own_ips):
         checks.append(Check("vip_in_subnet", "problem", "the VIP overlaps a member's own IP", ""))
-    checks.extend(
-        _guarded("vip_reserved", lambda: _vip_reserved(session, mirror, region, deadline))
-    )
+    checks.extend(guarded("vip_reserved", lambda: _vip_reserved(session, mirror, region, deadline)))
     return checks
 
 
@@ -259,14 +253,6 @@ def _outsiders(session: Session, h: Holdings, deadline: float) -> list[Check]:
     return checks or [Check("outsiders", "ok", "no non-member holds the VIP or the static IP")]
 
 
-def role_permissions(path: Path) -> list[str]:
-    """The custom role's `includedPermissions` (the one list the deployment grants)."""
-    import yaml  # noqa: PLC0415
-
-    role = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [str(p) for p in role.get("includedPermissions", [])]
-
-
 def _subnetwork(mirror: MirrorConfig, instances: dict[str, InstanceJson]) -> str | None:
     """`P/regions/R/subnetworks/S` of the first readable member's NIC, for testIamPermissions."""
     for instance in instances.values():
@@ -284,39 +270,21 @@ def _permissions(
     subnetwork: str | None,
     deadline: float,
 ) -> list[Check]:
-    if not options.role_file.exists():
-        return [
-            Check(
-                "permissions", "warning", f"role file {options.role_file} not found", "--role-file"
-            )
-        ]
-    wanted = role_permissions(options.role_file)
+    """The role on one member, its subnetwork and the static address."""
     mirror, first = h.mirror, h.mirror.members[0]
-    resources = {
-        "instances": f"{mirror.project}/zones/{first.zone}/instances/{first.name}",
-        "subnetworks": subnetwork,
-        "addresses": None,
+    resources: dict[str, list[str]] = {
+        "instances": [f"{mirror.project}/zones/{first.zone}/instances/{first.name}"],
+        "subnetworks": [subnetwork] if subnetwork else [],
+        "addresses": [],
+        "networks": [],
+        "zoneOperations": [],
     }
     if mirror.public_ip is not None and h.address is not None:
         public = mirror.public_ip
-        resources["addresses"] = (
+        resources["addresses"] = [
             f"{mirror.project}/regions/{public.region}/addresses/{public.address_name}"
-        )
-    missing: list[str] = []
-    unchecked: list[str] = []
-    for collection, path in resources.items():
-        asked = [p for p in wanted if p.startswith(f"compute.{collection}.")]
-        if path is None or not asked:
-            unchecked.extend(asked)
-            continue
-        granted = session.gateway.test_iam_permissions(path, asked, deadline)
-        missing.extend(p for p in asked if p not in granted)
-    unchecked += [p for p in wanted if p.split(".")[1] not in resources]
-    note = f"; not testable per resource: {', '.join(sorted(unchecked))}" if unchecked else ""
-    if missing:
-        fix = "grant the mirror-vip custom role (deploy/gcp/deploy.sh) to this principal"
-        return [Check("permissions", "problem", f"missing {', '.join(missing)}{note}", fix)]
-    return [Check("permissions", "ok", f"{len(wanted) - len(unchecked)} permissions held{note}")]
+        ]
+    return permission_check(session, options.role_file, resources, deadline)
 
 
 def _topic(options: DoctorOptions) -> Check:

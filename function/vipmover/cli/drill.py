@@ -4,8 +4,10 @@ With `--metadata-host` (on the member itself: 169.254.169.254; on the local stac
 metadata emulator) the event goes through the publisher's own `notify_become_primary`, identity
 token included. Without it, the event is built by the publisher's `build_event` from the config's
 instance facts and published without a token, which a function requiring identity rejects.
-Arrival is judged only from the Compute API: the member alone holds the VIP (and the static IP)
-and the mirror's high-water mark is new and names it.
+Arrival is judged only from the Compute API, by the mirror's mode's reader (`readers`): the
+member alone holds the VIP (alias: on its NIC; route: the best route's next hop) and the public IP
+(the static address; route: the forwarding rule's target), and the high-water mark is new and
+names it.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import InstanceRef, MirrorConfig
-from ..plan import Mark, NicState
-from .commands import MirrorResult, target_of, unsupported
-from .holdings import Holdings, UnsupportedMode, read_holdings
+from ..plan import Mark
+from .commands import MirrorResult, target_of
+from .holdings import Holdings, has_public_ip
+from .readers import read_holdings
 from .session import EXIT_API, EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, READ_TIMEOUT_S, Session
 
 POLL_S = 0.1
@@ -42,7 +45,8 @@ class DrillOptions:
 class _Watch:
     """Milestones seen while polling, in seconds since the publish call."""
 
-    before: dict[InstanceRef, tuple[str, str]]
+    before: Mapping[str, str]
+    """`Holdings.versions` before the publish: any change is a first write."""
     mark_before: Mark | None
     seen: dict[str, float] = field(default_factory=dict)
 
@@ -62,11 +66,8 @@ def drill(session: Session, mirror: MirrorConfig, to: str, options: DrillOptions
             "--metadata-host 169.254.169.254 (or give the local stack's metadata host)"
         )
         return MirrorResult(EXIT_USAGE, {"mirror": mirror.name, "error": message}, [message])
-    try:
-        before = _read(session, mirror)
-    except UnsupportedMode as err:
-        return unsupported(mirror, err)
-    watch = _Watch(_fingerprints(before), before.mark)
+    before = _read(session, mirror)
+    watch = _Watch(before.versions, before.mark)
     started = time.monotonic()
     published = _publish(mirror, target, options)
     if published.get("error"):
@@ -81,12 +82,11 @@ def _read(session: Session, mirror: MirrorConfig) -> Holdings:
     return read_holdings(session.gateway, mirror, time.monotonic() + READ_TIMEOUT_S)
 
 
-def _fingerprints(h: Holdings) -> dict[InstanceRef, tuple[str, str]]:
-    return {
-        ref: (nic.fingerprint, nic.label_fingerprint)
-        for ref, nic in h.nics.items()
-        if isinstance(nic, NicState)
-    }
+def _written(before: Mapping[str, str], now: Mapping[str, str]) -> bool:
+    """A resource changed, or a new one appeared (a route); one that went unreadable did not."""
+    return any(now.get(key, version) != version for key, version in before.items()) or bool(
+        now.keys() - before.keys()
+    )
 
 
 def _publish(mirror: MirrorConfig, target: InstanceRef, options: DrillOptions) -> dict[str, Any]:
@@ -131,12 +131,11 @@ def _wait(
     while True:
         now = _read(session, mirror)
         at = time.monotonic() - started
-        prints = _fingerprints(now)
-        if any(prints.get(ref, fp) != fp for ref, fp in watch.before.items()):
+        if _written(watch.before, now.versions):
             watch.note("first write seen", at)
         if now.vip_holders == (target,):
             watch.note("VIP switched", at)
-        wants_public = mirror.public_ip is not None
+        wants_public = has_public_ip(mirror)
         if wants_public and now.public_holders == (target,):
             watch.note("public IP switched", at)
         new_mark = now.mark is not None and now.mark != watch.mark_before

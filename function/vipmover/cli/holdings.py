@@ -1,9 +1,9 @@
 """Who holds a mirror's VIP and public IP now, and every way that differs from one clean holder.
 
-Each mode supplies one reader that produces a `Holdings`; `status`, `plan`, `move`, `drill` and
-`doctor` work on that. Alias mode is read here (every member's NIC and the static address, in
-parallel, with the function's own gateway); route mode is refused with `UnsupportedMode` until
-its reader exists.
+Each mode has one reader that produces a `Holdings` (`readers.read_holdings` picks it);
+`status`, `plan`, `move`, `drill` and `doctor` work on that. Alias mode is read here (every
+member's NIC and the static address, in parallel, with the function's own gateway); route mode
+in `route_holdings` (the VIP's routes, the members' VMs and the forwarding rule).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..compute import ComputeGateway
 from ..config import InstanceRef, MirrorConfig
@@ -29,9 +29,8 @@ from ..plan import (
     newest_mark,
 )
 
-
-class UnsupportedMode(Exception):
-    """The mirror's mode has no reader in this command yet."""
+if TYPE_CHECKING:
+    from .route_holdings import RouteReads
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,22 @@ class Holdings:
     nics: Mapping[InstanceRef, NicState | Unreadable] = field(default_factory=dict)
     unreachable_api: bool = False
     """No member could be read because the API is unreachable or denies us: exit code 3."""
+    mark_source: tuple[str, str] | None = None
+    """Where the mark is kept: (`label`, label key) or (`route`, route name)."""
+    versions: Mapping[str, str] = field(default_factory=dict)
+    """A version per resource a move writes (NIC fingerprints; route names): a write shows."""
+    route: RouteReads | None = None
+    """Route mode's reads (its routes, VMs and forwarding rule)."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """The mode's own part of the `--json` document."""
+
+    @property
+    def read_errors(self) -> list[str]:
+        """Why the reads failed, for the exit-3 answer."""
+        errors = {m.error or "" for m in self.members}
+        if self.route is not None and self.route.routes_error is not None:
+            errors.add(f"routes: {self.route.routes_error}")
+        return sorted(errors - {""}) or sorted(errors)
 
     @property
     def consistent(self) -> bool:
@@ -81,11 +96,9 @@ class Holdings:
         mark = None
         if self.mark is not None:
             when = datetime.fromtimestamp(self.mark.time_ms / 1000, UTC)
-            mark = {
-                "time": format_rfc3339(when),
-                "member": self.mark.holder.name,
-                "label": mark_label(self.mirror.name),
-            }
+            mark = {"time": format_rfc3339(when), "member": self.mark.holder.name}
+            if self.mark_source is not None:
+                mark[self.mark_source[0]] = self.mark_source[1]
         return {
             "mirror": self.mirror.name,
             "mode": self.mode,
@@ -107,24 +120,8 @@ class Holdings:
                 }
                 for m in self.members
             ],
+            **self.extra,
         }
-
-
-def mirror_mode(mirror: MirrorConfig) -> str:
-    """`alias` or `route` (the `mode` config key arrives with route mode)."""
-    return str(getattr(mirror, "mode", "alias"))
-
-
-def read_holdings(gateway: ComputeGateway, mirror: MirrorConfig, deadline: float) -> Holdings:
-    """The mirror's holdings, read by its mode's reader.
-
-    Raises:
-        UnsupportedMode: route mode, until its reader is added.
-    """
-    mode = mirror_mode(mirror)
-    if mode != "alias":
-        raise UnsupportedMode(f"{mode} mode: not supported by this command yet")
-    return read_alias_holdings(gateway, mirror, deadline)
 
 
 def read_alias_holdings(gateway: ComputeGateway, mirror: MirrorConfig, deadline: float) -> Holdings:
@@ -182,17 +179,27 @@ def alias_holdings(
         mark=mark,
         drifts=drifts,
         nics=dict(nics),
-        unreachable_api=len(unreadable) == len(nics) and all(map(api_failure, unreadable)),
+        unreachable_api=len(unreadable) == len(nics)
+        and all(api_failure(nic.cause, nic.error) for nic in unreadable),
+        mark_source=("label", mark_label(mirror.name)),
+        versions={
+            str(ref): f"{nic.fingerprint}/{nic.label_fingerprint}"
+            for ref, nic in nics.items()
+            if isinstance(nic, NicState)
+        },
     )
 
 
-def api_failure(nic: Unreadable) -> bool:
-    """The read failed because the API is unreachable or denies the caller, not the member."""
-    if isinstance(nic.cause, ApiUnavailable):
+def api_failure(cause: Exception | None, error: str) -> bool:
+    """The read failed because the API is unreachable or denies the caller, not the resource."""
+    if isinstance(cause, ApiUnavailable):
         return True
-    return isinstance(nic.cause, RequestRefused) and any(
-        f"HTTP {code}" in nic.error for code in (401, 403)
-    )
+    return isinstance(cause, RequestRefused) and any(f"HTTP {code}" in error for code in (401, 403))
+
+
+def has_public_ip(mirror: MirrorConfig) -> bool:
+    """The mirror moves a public IP too (a static address, or route mode's forwarding rule)."""
+    return mirror.public_ip is not None or mirror.forwarding_rule is not None
 
 
 def _member_view(nic: NicState | Unreadable, vip: str, public_ip: str | None) -> MemberView:

@@ -1,7 +1,8 @@
 """`mirror-vip`: the operator's command. Arguments, the mirrors loop, output and exit codes.
 
-Exit codes: 0 healthy or done, 1 degraded or refused, 2 usage or config error (and route mode,
-until supported), 3 Compute API unreachable or denied. `--json` prints one document:
+Both modes (alias, route), each through the function's own code. Exit codes: 0 healthy or done,
+1 degraded or refused, 2 usage or config error, 3 Compute API unreachable or denied. `--json`
+prints one document:
 `{"command", "exit_code", "mirrors": [...]}` or `{"command", "exit_code", "error"}`.
 """
 

@@ -17,7 +17,7 @@ EXIT_OK = 0
 EXIT_DEGRADED = 1
 """Degraded, refused, or a problem found."""
 EXIT_USAGE = 2
-"""Usage or configuration error (route mode, until this command supports it)."""
+"""Usage or configuration error."""
 EXIT_API = 3
 """The Compute API (or Pub/Sub) is unreachable or denies the caller."""
 READ_TIMEOUT_S = 30.0

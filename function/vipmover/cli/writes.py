@@ -34,6 +34,8 @@ class Write:
     """Writes whose operations must be DONE first."""
     sent_after: tuple[int, ...] = ()
     """Writes that must only have been accepted first (same NIC: keeps fingerprints valid)."""
+    cleanup: bool = False
+    """Runs after the move has taken effect (route mode deletes older routes): off the path."""
 
     def document(self) -> dict[str, Any]:
         return {
@@ -44,10 +46,21 @@ class Write:
             "what": self.what,
             "after": list(self.after),
             "sent_after": list(self.sent_after),
+            "cleanup": self.cleanup,
         }
 
 
-class _Writes:
+@dataclass(frozen=True)
+class PlanParts:
+    """What `plan` shows for one mode: the writes, and why the move would be refused."""
+
+    writes: list[Write]
+    refusal: str | None
+    changes: bool
+    public_blocked: str | None
+
+
+class Writes:
     """Numbers writes as they are added."""
 
     def __init__(self) -> None:
@@ -61,8 +74,11 @@ class _Writes:
         what: str,
         *after: int,
         sent_after: tuple[int, ...] = (),
+        cleanup: bool = False,
     ) -> int:
-        write = Write(len(self.items) + 1, chain, method, ref.name, what, tuple(after), sent_after)
+        write = Write(
+            len(self.items) + 1, chain, method, ref.name, what, tuple(after), sent_after, cleanup
+        )
         self.items.append(write)
         return write.id
 
@@ -75,7 +91,7 @@ def planned_writes(
     record_mark: bool,
 ) -> list[Write]:
     """The writes of `plan`, each with the writes it waits for."""
-    writes = _Writes()
+    writes = Writes()
     public = plan.public if plan.public and plan.public.blocked is None else None
     removals = {
         ref: writes.add("private", UPDATE_NIC, ref, f"remove alias {mirror.vip}")
@@ -111,10 +127,11 @@ def planned_writes(
 def critical_path(writes: list[Write]) -> list[int]:
     """The longest chain of operations that wait for each other: what the move's time is made of.
 
-    A `sent_after` wait costs only a request's round trip, not an operation, so it is left out.
+    A `sent_after` wait costs only a request's round trip, not an operation, so it is left out;
+    so are cleanup writes, which run once the move has taken effect.
     """
     longest: dict[int, list[int]] = {}
-    for write in writes:  # `after` always names earlier writes
-        before = max((longest[i] for i in write.after), key=len, default=[])
+    for write in (w for w in writes if not w.cleanup):  # `after` names earlier writes
+        before = max((longest[i] for i in write.after if i in longest), key=len, default=[])
         longest[write.id] = [*before, write.id]
     return max(longest.values(), key=len, default=[])
