@@ -69,6 +69,9 @@ def drill_args(stack: LocalStack, member: str, timeout: str = "30") -> list[str]
 def test_a_drill_moves_the_vip_and_prints_its_timeline(
     stack: LocalStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The function corroborates with IRIS: a drill moves the VIP only to the member IRIS made
+    # primary (against a healthy primary it is refused, holder_still_primary).
+    stack.iris.set_primary("isc-backup-001")
     code, doc = run(capsys, *drill_args(stack, "isc-backup-001"))
 
     [result] = doc["mirrors"]
