@@ -4,7 +4,8 @@
 # what is missing and updates what exists. See docs/deploy-gcp.md.
 #
 # Usage: deploy/gcp/deploy.sh [--config FILE] [--dry-run] [STEP...]
-#   STEP: all (default) | apis | pubsub | iam | function | deadletter | monitoring | teardown
+#   STEP: all (default) | apis | pubsub | iam | targets | function | deadletter | monitoring |
+#         teardown
 #   --config FILE  settings (default deploy/gcp/deploy.env; see deploy.env.example)
 #   --dry-run      print every gcloud command, one per line, shell-quoted, without running any;
 #                  values that only the cloud can tell (project number, the trigger's subscription,
@@ -16,7 +17,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 cd "$REPO_ROOT"   # --source=function is relative to the repository root
 
-ALL_STEPS=(apis pubsub iam function deadletter monitoring)
+ALL_STEPS=(apis pubsub iam targets function deadletter monitoring)
 SETTINGS=(PROJECT REGION TOPIC DEAD_LETTER_TOPIC DEAD_LETTER_SUBSCRIPTION FUNCTION_NAME
   MIRROR_CONFIG_FILE IRIS_VM_SERVICE_ACCOUNT NOTIFICATION_CHANNEL ALERT_EMAIL FUNCTION_SA_NAME
   TRIGGER_SA_NAME CUSTOM_ROLE_ID MAX_INSTANCES MIN_INSTANCES MAX_DELIVERY_ATTEMPTS FUNCTION_TIMEOUT
@@ -56,7 +57,7 @@ while (($#)); do
     --config=*) CONFIG="${1#--config=}" ;;
     -h | --help) usage; exit 0 ;;
     all) STEPS+=("${ALL_STEPS[@]}") ;;
-    apis | pubsub | iam | function | deadletter | monitoring | teardown) STEPS+=("$1") ;;
+    apis | pubsub | iam | targets | function | deadletter | monitoring | teardown) STEPS+=("$1") ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
   shift
@@ -274,6 +275,32 @@ step_iam() {
   # The IRIS VMs: publish to this one topic. No Compute permission at all.
   run gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project="$PROJECT" \
     --member="serviceAccount:${IRIS_VM_SERVICE_ACCOUNT}" --role=roles/pubsub.publisher
+}
+
+# Route mode (and a forwarding-rule public IP) needs, per member, a target instance for the rule to
+# point at, and route mode needs canIpForward: the VM must accept packets for the VIP it does not
+# own. Target instances are created here; canIpForward can only be set when a VM is created, so a
+# member without it stops the deployment with the command that shows how to fix it.
+step_targets() {
+  require MIRROR_CONFIG_FILE
+  say "target instances and canIpForward for the members of $MIRROR_CONFIG_FILE"
+  local lines mode zone instance target forwards
+  lines="$("$PYTHON" "$SCRIPT_DIR/render_function_env.py" --mirror-config "$MIRROR_CONFIG_FILE" \
+    --project "$PROJECT" --members)" || die "invalid mirror config $MIRROR_CONFIG_FILE"
+  while read -r mode zone instance target; do
+    [[ -n "$mode" ]] || continue
+    if [[ "$target" != "-" ]] && ! exists gcloud compute target-instances describe "$target" \
+      --zone="$zone" --project="$PROJECT"; then
+      run gcloud compute target-instances create "$target" --instance="$instance" \
+        --zone="$zone" --project="$PROJECT"
+    fi
+    if [[ "$mode" == "route" ]]; then
+      forwards="$(read_value True gcloud compute instances describe "$instance" --zone="$zone" \
+        --project="$PROJECT" --format='value(canIpForward)')"
+      [[ "$forwards" == "True" ]] || die "$instance has canIpForward=false: route mode cannot \
+deliver the VIP to it; recreate it with --can-ip-forward (docs/route-mode.md, 'Guest and project setup')"
+    fi
+  done <<<"$lines"
 }
 
 step_function() {

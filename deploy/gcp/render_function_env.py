@@ -111,14 +111,40 @@ def render_document(raw: Any, project: str, topic: str | None = None) -> Rendere
     return Rendered(text, function_timeout_s(config.operation_timeout_s), len(config.mirrors))
 
 
+def member_lines(raw: Any, project: str) -> list[str]:
+    """`MODE ZONE INSTANCE TARGET_INSTANCE` for every member (TARGET_INSTANCE `-` when none):
+    deploy.sh creates the target instances a forwarding rule points at, and checks route mode's
+    `canIpForward`.
+
+    Raises:
+        ConfigError: naming the first invalid field.
+    """
+    config = parse_config(raw, default_project=lambda: project)
+    return [
+        f"{mirror.mode} {member.zone} {member.name} {mirror.target_instance(member) or '-'}"
+        for mirror in config.mirrors.values()
+        for member in mirror.members
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--mirror-config", type=Path, required=True)
     parser.add_argument("--project", required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="the env file to write")
+    parser.add_argument(
+        "--members", action="store_true", help="print one line per member instead (member_lines)"
+    )
     parser.add_argument("--topic", help="projects/P/topics/T: the identity tokens' audience")
     args = parser.parse_args(argv)
+    if not args.members and args.out is None:
+        parser.error("--out is required unless --members")
     try:
+        if args.members:
+            text = args.mirror_config.read_text(encoding="utf-8")
+            raw = decode_document(text, str(args.mirror_config))
+            print("\n".join(member_lines(raw, args.project)))
+            return 0
         rendered = render(args.mirror_config, args.project, args.topic)
     except (ConfigError, OSError) as err:
         print(f"mirror config {args.mirror_config}: {err}", file=sys.stderr)
