@@ -16,11 +16,8 @@ from support.function_app import FunctionUnderTest
 @pytest.fixture
 def compute() -> Iterator[ComputeEmulator]:
     """A Compute Engine emulator holding the default two-member mirror."""
-    emulator = ComputeEmulator(mirrors.state()).start()
-    try:
+    with ComputeEmulator(mirrors.state()) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 FunctionFactory = Callable[..., FunctionUnderTest]

@@ -27,7 +27,7 @@ from functools import partial
 from typing import Literal
 
 from .compute import ComputeGateway, request_id
-from .config import InstanceRef, MirrorConfig, PublicIp
+from .config import InstanceRef, MirrorConfig
 from .errors import (
     AddressInUse,
     ApiUnavailable,
@@ -44,7 +44,7 @@ from .errors import (
     public_ip_failure,
 )
 from .event import format_rfc3339
-from .forwarding import RuleRead, plan_rule, read_rule, retarget, rule_problem
+from .forwarding import RuleRead, plan_rule, retarget, rule_problem
 from .plan import (
     AddressState,
     Mark,
@@ -64,6 +64,7 @@ from .plan import (
     plan_move,
     superseded_by,
 )
+from .reads import read_members
 from .route_plan import ForwardingPlan, ForwardingRuleState
 from .safeguards import Guard
 
@@ -228,42 +229,16 @@ class Mover:
         report.step("apply", started)
 
     def _read(self, mirror: MirrorConfig, deadline: float, report: MoveReport) -> _Seen:
-        """Every member's NIC and the static address, all at once.
-
-        A member that cannot be read is `Unreadable` (its zone may be down); an address that
-        cannot be read is kept as the error, so that it never blocks the private VIP.
-        """
+        """Every member's NIC and the public IP's resource, all at once (`reads`)."""
         started = time.monotonic()
-
-        def read_one(ref: InstanceRef) -> NicState | Unreadable:
-            try:
-                return self.gateway.read_nic(ref, mirror.network_interface, deadline)
-            except MirrorVipError as err:
-                return Unreadable(ref, str(err), err)
-
-        def read_address(public: PublicIp) -> AddressState | MirrorVipError:
-            try:
-                return self.gateway.read_address(
-                    mirror.project, public.region, public.address_name, deadline
-                )
-            except MirrorVipError as err:
-                return err
-
-        public = mirror.public_ip
-        with ThreadPoolExecutor(max_workers=len(mirror.members) + 2) as pool:
-            address = pool.submit(read_address, public) if public else None
-            rule = pool.submit(read_rule, self.gateway, mirror, deadline)
-            reads = {ref: pool.submit(read_one, ref) for ref in mirror.members}
-            nics = {ref: future.result() for ref, future in reads.items()}
-            read = address.result() if address else None
-            seen_rule = rule.result()
+        read = read_members(self.gateway, mirror, deadline)
         report.step("read", started)
-        if isinstance(seen_rule, ForwardingRuleState):
-            report.public_ip = seen_rule.ip
-        if isinstance(read, AddressState):
-            report.public_ip = read.ip
-            return _Seen(nics, read, None, rule=seen_rule)
-        return _Seen(nics, None, read, rule=seen_rule)
+        for public in (read.rule, read.address):
+            if isinstance(public, AddressState | ForwardingRuleState):
+                report.public_ip = public.ip
+        if isinstance(read.address, AddressState) or read.address is None:
+            return _Seen(read.nics, read.address, None, rule=read.rule)
+        return _Seen(read.nics, None, read.address, rule=read.rule)
 
     def _plan(
         self, mirror: MirrorConfig, target: InstanceRef, seen: _Seen, deadline: float

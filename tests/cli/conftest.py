@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,15 +43,6 @@ class Cli:
         self._capsys.readouterr()
         code = main([*args, "--config", str(self.config)])
         return Run(code, self._capsys.readouterr().out)
-
-
-@pytest.fixture
-def compute() -> Iterator[ComputeEmulator]:
-    emulator = ComputeEmulator(mirrors.state()).start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
 
 
 @pytest.fixture

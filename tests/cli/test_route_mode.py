@@ -70,11 +70,8 @@ def state(*routes: Any, layout: MirrorLayout = LAYOUT) -> dict[str, Any]:
 
 @pytest.fixture
 def compute() -> Iterator[ComputeEmulator]:
-    emulator = ComputeEmulator(state()).start()
-    try:
+    with ComputeEmulator(state()) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 @pytest.fixture

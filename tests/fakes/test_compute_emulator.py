@@ -49,11 +49,8 @@ def mirror() -> dict[str, Any]:
 
 @pytest.fixture
 def emu() -> Iterator[ComputeEmulator]:
-    emulator = ComputeEmulator(mirror()).start()
-    try:
+    with ComputeEmulator(mirror()) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 def call(

@@ -31,11 +31,8 @@ PUBLIC_IP = "34.120.0.20"
 @pytest.fixture
 def emu() -> Iterator[ComputeEmulator]:
     state = vip_on_first_vm(PROJECT, ZONE_A, ZONE_B, vip=VIP, public_ip=PUBLIC_IP)
-    emulator = ComputeEmulator(state).start()
-    try:
+    with ComputeEmulator(state) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 def anonymous() -> AnonymousCredentials:

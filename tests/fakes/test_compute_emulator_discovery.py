@@ -66,11 +66,8 @@ def emu() -> Iterator[ComputeEmulator]:
         secondary={"vips": "10.8.0.0/24"},
         public_address=("iris-vip", "34.1.2.3"),
     )
-    emulator = ComputeEmulator(state).start()
-    try:
+    with ComputeEmulator(state) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 def call(emu: ComputeEmulator, verb: str, path: str, body: Any = None, **query: str) -> Any:

@@ -47,11 +47,8 @@ def emu() -> Iterator[ComputeEmulator]:
     state = vip_on_first_vm(PROJECT, ZONE_A, ZONE_B, vip=VIP, public_ip=PUBLIC_IP)
     for instance in state["instances"]:
         instance["networkInterfaces"][0]["fingerprint"] = base64.b64encode(FINGERPRINT).decode()
-    emulator = ComputeEmulator(state).start()
-    try:
+    with ComputeEmulator(state) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 @pytest.fixture
@@ -177,11 +174,8 @@ def test_static_ip_moves_with_delete_and_add_access_config(
 
 @pytest.fixture
 def route_emu() -> Iterator[ComputeEmulator]:
-    emulator = ComputeEmulator(compute_state([ROUTE_LAYOUT]), op_latency=0.2).start()
-    try:
+    with ComputeEmulator(compute_state([ROUTE_LAYOUT]), op_latency=0.2) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 def test_route_mode_failover_by_hand_with_gcloud(

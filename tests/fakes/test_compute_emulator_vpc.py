@@ -26,11 +26,8 @@ RULE = f"/regions/{REGION}/forwardingRules/isc-mirror-fr"
 
 @pytest.fixture
 def emu() -> Iterator[ComputeEmulator]:
-    emulator = ComputeEmulator(compute_state([LAYOUT])).start()
-    try:
+    with ComputeEmulator(compute_state([LAYOUT])) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 def call(

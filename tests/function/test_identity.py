@@ -71,11 +71,8 @@ def metadata() -> Iterator[MetadataEmulator]:
         VM(mirrors.PROJECT, m.zone, m.name, IDS[m.name])
         for m in (mirrors.backup(), mirrors.primary())
     ]
-    emulator = MetadataEmulator(vms).start()
-    try:
+    with MetadataEmulator(vms) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 @pytest.fixture

@@ -62,11 +62,8 @@ def events(*members: Member, step_s: float = 60.0) -> list[Sent]:
 
 @pytest.fixture
 def emulator() -> Iterator[ComputeEmulator]:
-    emulator = ComputeEmulator(mirrors.state(PRIMARY, BACKUP)).start()
-    try:
+    with ComputeEmulator(mirrors.state(PRIMARY, BACKUP)) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 def new_instance(emulator: ComputeEmulator) -> App:

@@ -33,11 +33,8 @@ MUTATING = {"compute.routes.insert", "compute.routes.delete", "compute.forwardin
 
 @pytest.fixture
 def emu() -> Iterator[ComputeEmulator]:
-    emulator = ComputeEmulator(compute_state([LAYOUT])).start()
-    try:
+    with ComputeEmulator(compute_state([LAYOUT])) as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ in `route_holdings` (the VIP's routes, the members' VMs and the forwarding rule)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from ..plan import (
     mark_label,
     newest_mark,
 )
+from ..reads import read_members
 
 if TYPE_CHECKING:
     from .route_holdings import RouteReads
@@ -125,31 +125,9 @@ class Holdings:
 
 
 def read_alias_holdings(gateway: ComputeGateway, mirror: MirrorConfig, deadline: float) -> Holdings:
-    """Every member's NIC and the static address, all at once, and what they add up to."""
-
-    def read_nic(ref: InstanceRef) -> NicState | Unreadable:
-        try:
-            return gateway.read_nic(ref, mirror.network_interface, deadline)
-        except MirrorVipError as err:
-            return Unreadable(ref, str(err), err)
-
-    def read_address() -> AddressState | MirrorVipError | None:
-        public = mirror.public_ip
-        if public is None:
-            return None
-        try:
-            return gateway.read_address(
-                mirror.project, public.region, public.address_name, deadline
-            )
-        except MirrorVipError as err:
-            return err
-
-    with ThreadPoolExecutor(max_workers=len(mirror.members) + 1) as pool:
-        address_read = pool.submit(read_address)
-        reads = {ref: pool.submit(read_nic, ref) for ref in mirror.members}
-        nics = {ref: future.result() for ref, future in reads.items()}
-        address = address_read.result()
-    return alias_holdings(mirror, nics, address)
+    """Every member's NIC and the static address, read as the mover reads them."""
+    read = read_members(gateway, mirror, deadline)
+    return alias_holdings(mirror, read.nics, read.address)
 
 
 def alias_holdings(
