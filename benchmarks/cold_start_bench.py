@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.failover_bench import one_move
+from benchmarks.failover_bench import NO_TAKEOVER_LIMIT, one_move
 from benchmarks.results import write_results
 from emulators.process import free_port
 from local.function_process import FUNCTION_SOURCE, FunctionProcess
@@ -116,7 +116,12 @@ def cold_failovers(runs: int) -> JsonDict:
     """`runs` failovers, each landing on a function that the push itself has to start."""
     layout = mirror_layout(0)
     primary, backup = (m.name for m in layout.members)
-    options = StackOptions(op_latency=OP_LATENCY_S, project=layout.project, cold_function=True)
+    options = StackOptions(
+        op_latency=OP_LATENCY_S,
+        project=layout.project,
+        cold_function=True,
+        takeover_limit=NO_TAKEOVER_LIMIT,
+    )
     results: list[JsonDict] = []
     with LocalStack([layout], options) as stack:
         assert stack.function is not None

@@ -334,6 +334,18 @@ class ComputeGateway:
 
         return self._call(method_id, send, deadline)
 
+    def _pages(
+        self, method_id: str, path: str, deadline: float, params: Mapping[str, str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a list or aggregatedList call, following `nextPageToken`."""
+        query = dict(params or {})
+        while True:
+            page = self._request(method_id, "GET", path, deadline, params=query)
+            yield page
+            if not page.get("nextPageToken"):
+                return
+            query["pageToken"] = str(page["nextPageToken"])
+
     # -- reads --------------------------------------------------------------------------------
 
     def read_nic(self, ref: InstanceRef, nic_name: str, deadline: float) -> NicState:
@@ -393,24 +405,8 @@ class ComputeGateway:
         self, project: str, region: str, ip: str, deadline: float
     ) -> str | None:
         """The name of the reserved address with this IP in the region, or None (ephemeral)."""
-        params = {"filter": f'address = "{ip}"'}
-        while True:
-            page = cast(
-                AddressListJson,
-                self._request(
-                    "compute.addresses.list",
-                    "GET",
-                    f"{project}/regions/{region}/addresses",
-                    deadline,
-                    params=params,
-                ),
-            )
-            for address in page.get("items", []):
-                if address.get("address") == ip:
-                    return address.get("name")
-            if not page.get("nextPageToken"):
-                return None
-            params = {**params, "pageToken": page["nextPageToken"]}
+        found = self.list_addresses(project, region, deadline, f'address = "{ip}"')
+        return next((a.get("name") for a in found if a.get("address") == ip), None)
 
     # -- reads for the operator's command (`vipmover.cli`) -------------------------------------
 
@@ -430,26 +426,15 @@ class ComputeGateway:
         self, project: str, deadline: float
     ) -> tuple[list[SubnetworkJson], list[str]]:
         """Every subnetwork of the project (aggregatedList, all pages), and unreachable regions."""
-        params: dict[str, str] = {}
         found: list[SubnetworkJson] = []
         unreachable: list[str] = []
-        while True:
-            page = cast(
-                SubnetworkAggregatedListJson,
-                self._request(
-                    "compute.subnetworks.aggregatedList",
-                    "GET",
-                    f"{project}/aggregated/subnetworks",
-                    deadline,
-                    params=params,
-                ),
-            )
+        path = f"{project}/aggregated/subnetworks"
+        for raw in self._pages("compute.subnetworks.aggregatedList", path, deadline):
+            page = cast(SubnetworkAggregatedListJson, raw)
             for scoped in page.get("items", {}).values():
                 found.extend(scoped.get("subnetworks", []))
             unreachable.extend(page.get("unreachables", []))
-            if not page.get("nextPageToken"):
-                return found, unreachable
-            params = {"pageToken": page["nextPageToken"]}
+        return found, unreachable
 
     def read_target_instance(
         self, project: str, zone: str, name: str, deadline: float
@@ -465,47 +450,26 @@ class ComputeGateway:
     ) -> list[AddressJson]:
         """Every address of a region matching `filter_text`, all pages."""
         params = {"filter": filter_text} if filter_text else {}
-        found: list[AddressJson] = []
-        while True:
-            page = cast(
-                AddressListJson,
-                self._request(
-                    "compute.addresses.list",
-                    "GET",
-                    f"{project}/regions/{region}/addresses",
-                    deadline,
-                    params=params,
-                ),
-            )
-            found.extend(page.get("items", []))
-            if not page.get("nextPageToken"):
-                return found
-            params = {**params, "pageToken": page["nextPageToken"]}
+        path = f"{project}/regions/{region}/addresses"
+        return [
+            address
+            for page in self._pages("compute.addresses.list", path, deadline, params)
+            for address in cast(AddressListJson, page).get("items", [])
+        ]
 
     def list_all_instances(
         self, project: str, deadline: float
     ) -> tuple[list[InstanceJson], list[str]]:
         """Every instance of the project (aggregatedList, all pages), and unreachable zones."""
-        params: dict[str, str] = {}
         found: list[InstanceJson] = []
         unreachable: list[str] = []
-        while True:
-            page = cast(
-                InstanceAggregatedListJson,
-                self._request(
-                    "compute.instances.aggregatedList",
-                    "GET",
-                    f"{project}/aggregated/instances",
-                    deadline,
-                    params=params,
-                ),
-            )
+        path = f"{project}/aggregated/instances"
+        for raw in self._pages("compute.instances.aggregatedList", path, deadline):
+            page = cast(InstanceAggregatedListJson, raw)
             for scoped in page.get("items", {}).values():
                 found.extend(scoped.get("instances", []))
             unreachable.extend(page.get("unreachables", []))
-            if not page.get("nextPageToken"):
-                return found, unreachable
-            params = {"pageToken": page["nextPageToken"]}
+        return found, unreachable
 
     def test_iam_permissions(
         self, resource_path: str, permissions: Sequence[str], deadline: float
@@ -685,22 +649,12 @@ class ComputeGateway:
     def list_routes(self, project: str, dest_range: str, deadline: float) -> list[RouteState]:
         """Every route in the project whose `destRange` is `dest_range`, in any network."""
         params = {"filter": f'destRange = "{dest_range}"'}
-        routes: list[RouteState] = []
-        while True:
-            page = cast(
-                RouteListJson,
-                self._request(
-                    "compute.routes.list",
-                    "GET",
-                    f"{project}/global/routes",
-                    deadline,
-                    params=params,
-                ),
-            )
-            routes.extend(_route_state(r) for r in page.get("items", []))
-            if not page.get("nextPageToken"):
-                return routes
-            params = {**params, "pageToken": page["nextPageToken"]}
+        pages = self._pages("compute.routes.list", f"{project}/global/routes", deadline, params)
+        return [
+            _route_state(route)
+            for page in pages
+            for route in cast(RouteListJson, page).get("items", [])
+        ]
 
     def insert_route(
         self,
