@@ -33,13 +33,11 @@ from .api_types import (
     AddressListJson,
     AliasIpRangeJson,
     ForwardingRuleJson,
-    InstanceAggregatedListJson,
     InstanceJson,
     InstancesSetLabelsRequestJson,
     OperationJson,
     RouteJson,
     RouteListJson,
-    SubnetworkAggregatedListJson,
     SubnetworkJson,
     TargetInstanceJson,
     TargetReferenceJson,
@@ -426,15 +424,8 @@ class ComputeGateway:
         self, project: str, deadline: float
     ) -> tuple[list[SubnetworkJson], list[str]]:
         """Every subnetwork of the project (aggregatedList, all pages), and unreachable regions."""
-        found: list[SubnetworkJson] = []
-        unreachable: list[str] = []
-        path = f"{project}/aggregated/subnetworks"
-        for raw in self._pages("compute.subnetworks.aggregatedList", path, deadline):
-            page = cast(SubnetworkAggregatedListJson, raw)
-            for scoped in page.get("items", {}).values():
-                found.extend(scoped.get("subnetworks", []))
-            unreachable.extend(page.get("unreachables", []))
-        return found, unreachable
+        found, unreachable = self._aggregated(project, "subnetworks", deadline)
+        return cast(list[SubnetworkJson], found), unreachable
 
     def read_target_instance(
         self, project: str, zone: str, name: str, deadline: float
@@ -461,13 +452,20 @@ class ComputeGateway:
         self, project: str, deadline: float
     ) -> tuple[list[InstanceJson], list[str]]:
         """Every instance of the project (aggregatedList, all pages), and unreachable zones."""
-        found: list[InstanceJson] = []
+        found, unreachable = self._aggregated(project, "instances", deadline)
+        return cast(list[InstanceJson], found), unreachable
+
+    def _aggregated(
+        self, project: str, collection: str, deadline: float
+    ) -> tuple[list[Any], list[str]]:
+        """Every resource of a collection in every scope (aggregatedList, all pages), and the
+        scopes that did not answer (a zone or region that is down)."""
+        found: list[Any] = []
         unreachable: list[str] = []
-        path = f"{project}/aggregated/instances"
-        for raw in self._pages("compute.instances.aggregatedList", path, deadline):
-            page = cast(InstanceAggregatedListJson, raw)
+        method_id = f"compute.{collection}.aggregatedList"
+        for page in self._pages(method_id, f"{project}/aggregated/{collection}", deadline):
             for scoped in page.get("items", {}).values():
-                found.extend(scoped.get("instances", []))
+                found.extend(scoped.get(collection, []))
             unreachable.extend(page.get("unreachables", []))
         return found, unreachable
 
