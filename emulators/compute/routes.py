@@ -31,6 +31,25 @@ _INSTANCE = f"{_ZONE}/instances/{{instance}}"
 _REGION = "projects/{project}/regions/{region}"
 _GLOBAL = "projects/{project}/global"
 
+
+def _operations(collection: str, scope: str) -> tuple[Route, Route]:
+    """`get` and the long-poll `wait` of one operations collection."""
+    path = f"{scope}/operations/{{operation}}"
+    return (
+        Route(f"compute.{collection}.get", "GET", path),
+        Route(f"compute.{collection}.wait", "POST", f"{path}/wait"),
+    )
+
+
+def _test_iam_permissions(collection: str, scope: str) -> Route:
+    """`testIamPermissions` on one resource: `mirror-vip doctor` checks the caller's rights."""
+    return Route(
+        f"compute.{collection}.testIamPermissions",
+        "POST",
+        f"{scope}/{collection}/{{resource}}/testIamPermissions",
+    )
+
+
 ROUTES: tuple[Route, ...] = (
     # What the function calls: read, mutate, wait.
     Route("compute.instances.get", "GET", _INSTANCE),
@@ -41,8 +60,7 @@ ROUTES: tuple[Route, ...] = (
     Route("compute.instances.deleteAccessConfig", "POST", f"{_INSTANCE}/deleteAccessConfig"),
     Route("compute.instances.setLabels", "POST", f"{_INSTANCE}/setLabels"),
     Route("compute.addresses.get", "GET", f"{_REGION}/addresses/{{address}}"),
-    Route("compute.zoneOperations.get", "GET", f"{_ZONE}/operations/{{operation}}"),
-    Route("compute.zoneOperations.wait", "POST", f"{_ZONE}/operations/{{operation}}/wait"),
+    *_operations("zoneOperations", _ZONE),
     # Lists: the planned `mirror-vip status/doctor` reads instances and addresses project-wide.
     Route("compute.instances.list", "GET", f"{_ZONE}/instances"),
     Route("compute.instances.aggregatedList", "GET", "projects/{project}/aggregated/instances"),
@@ -59,31 +77,17 @@ ROUTES: tuple[Route, ...] = (
     Route("compute.zones.get", "GET", "projects/{project}/zones/{zone}"),
     Route("compute.zones.list", "GET", "projects/{project}/zones"),
     # testIamPermissions: `mirror-vip doctor` checks the caller's rights on the mirror's resources.
-    Route(
-        "compute.instances.testIamPermissions",
-        "POST",
-        f"{_ZONE}/instances/{{resource}}/testIamPermissions",
-    ),
-    Route(
-        "compute.subnetworks.testIamPermissions",
-        "POST",
-        f"{_REGION}/subnetworks/{{resource}}/testIamPermissions",
-    ),
-    Route(
-        "compute.addresses.testIamPermissions",
-        "POST",
-        f"{_REGION}/addresses/{{resource}}/testIamPermissions",
-    ),
+    _test_iam_permissions("instances", _ZONE),
+    _test_iam_permissions("subnetworks", _REGION),
+    _test_iam_permissions("addresses", _REGION),
     # Route mode: the VIP as a custom static route (global), the public IP as a forwarding
     # rule (regional) pointing at one target instance per member.
     Route("compute.routes.insert", "POST", f"{_GLOBAL}/routes"),
     Route("compute.routes.delete", "DELETE", f"{_GLOBAL}/routes/{{route}}"),
     Route("compute.routes.get", "GET", f"{_GLOBAL}/routes/{{route}}"),
     Route("compute.routes.list", "GET", f"{_GLOBAL}/routes"),
-    Route("compute.globalOperations.get", "GET", f"{_GLOBAL}/operations/{{operation}}"),
-    Route("compute.globalOperations.wait", "POST", f"{_GLOBAL}/operations/{{operation}}/wait"),
-    Route("compute.regionOperations.get", "GET", f"{_REGION}/operations/{{operation}}"),
-    Route("compute.regionOperations.wait", "POST", f"{_REGION}/operations/{{operation}}/wait"),
+    *_operations("globalOperations", _GLOBAL),
+    *_operations("regionOperations", _REGION),
     Route("compute.forwardingRules.get", "GET", f"{_REGION}/forwardingRules/{{forwardingRule}}"),
     Route("compute.forwardingRules.list", "GET", f"{_REGION}/forwardingRules"),
     Route(
@@ -93,11 +97,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("compute.targetInstances.get", "GET", f"{_ZONE}/targetInstances/{{targetInstance}}"),
     Route("compute.targetInstances.list", "GET", f"{_ZONE}/targetInstances"),
-    Route(
-        "compute.targetInstances.testIamPermissions",
-        "POST",
-        f"{_ZONE}/targetInstances/{{resource}}/testIamPermissions",
-    ),
+    _test_iam_permissions("targetInstances", _ZONE),
 )
 
 

@@ -7,7 +7,9 @@ the API. Every key is checked against Google's discovery document (`compute.v1.j
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, Generic, TypedDict, TypeVar
+
+T = TypeVar("T")
 
 
 class AliasIpRangeJson(TypedDict, total=False):
@@ -55,17 +57,17 @@ class AddressJson(TypedDict, total=False):
     networkTier: str
 
 
-class AddressListJson(TypedDict, total=False):
-    items: list[AddressJson]
+class ListJson(TypedDict, Generic[T], total=False):
+    """One page of any `*.list` answer (`AddressList`, `RouteList`)."""
+
+    items: list[T]
     nextPageToken: str
 
 
-class InstancesScopedListJson(TypedDict, total=False):
-    instances: list[InstanceJson]
+class AggregatedListJson(TypedDict, total=False):
+    """One page of any `*.aggregatedList` answer: scope (`zones/Z`) -> {collection: [resource]}."""
 
-
-class InstanceAggregatedListJson(TypedDict, total=False):
-    items: dict[str, InstancesScopedListJson]
+    items: dict[str, dict[str, list[Any]]]
     nextPageToken: str
     unreachables: list[str]
 
@@ -82,16 +84,6 @@ class SubnetworkJson(TypedDict, total=False):
     ipCidrRange: str
     secondaryIpRanges: list[SubnetworkSecondaryRangeJson]
     selfLink: str
-
-
-class SubnetworksScopedListJson(TypedDict, total=False):
-    subnetworks: list[SubnetworkJson]
-
-
-class SubnetworkAggregatedListJson(TypedDict, total=False):
-    items: dict[str, SubnetworksScopedListJson]
-    nextPageToken: str
-    unreachables: list[str]
 
 
 class TargetInstanceJson(TypedDict, total=False):
@@ -120,11 +112,6 @@ class RouteJson(TypedDict, total=False):
     nextHopGateway: str
     nextHopIlb: str
     nextHopVpnTunnel: str
-
-
-class RouteListJson(TypedDict, total=False):
-    items: list[RouteJson]
-    nextPageToken: str
 
 
 class ForwardingRuleJson(TypedDict, total=False):
@@ -165,20 +152,18 @@ SCHEMAS: dict[str, type] = {
     "NetworkInterface": NetworkInterfaceJson,
     "Instance": InstanceJson,
     "Address": AddressJson,
-    "AddressList": AddressListJson,
+    "AddressList": ListJson,
     "Operation": OperationJson,
     "InstancesSetLabelsRequest": InstancesSetLabelsRequestJson,
-    "InstancesScopedList": InstancesScopedListJson,
-    "InstanceAggregatedList": InstanceAggregatedListJson,
+    "InstanceAggregatedList": AggregatedListJson,
     "SubnetworkSecondaryRange": SubnetworkSecondaryRangeJson,
     "Subnetwork": SubnetworkJson,
-    "SubnetworksScopedList": SubnetworksScopedListJson,
-    "SubnetworkAggregatedList": SubnetworkAggregatedListJson,
+    "SubnetworkAggregatedList": AggregatedListJson,
     "TargetInstance": TargetInstanceJson,
     "TestPermissionsRequest": TestPermissionsRequestJson,
     "TestPermissionsResponse": TestPermissionsResponseJson,
     "Route": RouteJson,
-    "RouteList": RouteListJson,
+    "RouteList": ListJson,
     "ForwardingRule": ForwardingRuleJson,
     "TargetReference": TargetReferenceJson,
 }

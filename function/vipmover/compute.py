@@ -30,14 +30,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from .api_types import (
     AccessConfigJson,
     AddressJson,
-    AddressListJson,
+    AggregatedListJson,
     AliasIpRangeJson,
     ForwardingRuleJson,
     InstanceJson,
     InstancesSetLabelsRequestJson,
+    ListJson,
+    NetworkInterfaceJson,
     OperationJson,
     RouteJson,
-    RouteListJson,
     SubnetworkJson,
     TargetInstanceJson,
     TargetReferenceJson,
@@ -346,37 +347,32 @@ class ComputeGateway:
 
     # -- reads --------------------------------------------------------------------------------
 
+    def read_instance(self, ref: InstanceRef, deadline: float) -> InstanceJson:
+        """The whole instance resource (its NICs' subnetworks and IPs, `canIpForward`)."""
+        path = f"{ref.project}/zones/{ref.zone}/instances/{ref.name}"
+        return cast(InstanceJson, self._request("compute.instances.get", "GET", path, deadline))
+
     def read_nic(self, ref: InstanceRef, nic_name: str, deadline: float) -> NicState:
         """The named NIC of one instance, as plain data."""
-        instance = cast(
-            InstanceJson,
-            self._request(
-                "compute.instances.get",
-                "GET",
-                f"{ref.project}/zones/{ref.zone}/instances/{ref.name}",
-                deadline,
+        instance = self.read_instance(ref, deadline)
+        nic = _nic_named(instance, nic_name, ref)
+        return NicState(
+            instance=ref,
+            fingerprint=nic.get("fingerprint", ""),
+            alias_ranges=tuple(
+                AliasRange(a.get("ipCidrRange", ""), a.get("subnetworkRangeName") or None)
+                for a in nic.get("aliasIpRanges", [])
             ),
+            access_configs=tuple(
+                AccessConfig(c.get("name", ""), c.get("natIP") or None)
+                for c in nic.get("accessConfigs", [])
+            ),
+            status=instance.get("status", ""),
+            labels=dict(instance.get("labels", {})),
+            label_fingerprint=instance.get("labelFingerprint", ""),
+            network_ip=nic.get("networkIP", ""),
+            instance_id=str(instance.get("id", "")),
         )
-        for nic in instance.get("networkInterfaces", []):
-            if nic.get("name") == nic_name:
-                return NicState(
-                    instance=ref,
-                    fingerprint=nic.get("fingerprint", ""),
-                    alias_ranges=tuple(
-                        AliasRange(a.get("ipCidrRange", ""), a.get("subnetworkRangeName") or None)
-                        for a in nic.get("aliasIpRanges", [])
-                    ),
-                    access_configs=tuple(
-                        AccessConfig(c.get("name", ""), c.get("natIP") or None)
-                        for c in nic.get("accessConfigs", [])
-                    ),
-                    status=instance.get("status", ""),
-                    labels=dict(instance.get("labels", {})),
-                    label_fingerprint=instance.get("labelFingerprint", ""),
-                    network_ip=nic.get("networkIP", ""),
-                    instance_id=str(instance.get("id", "")),
-                )
-        raise RequestRefused(f"{ref} has no network interface {nic_name}")
 
     def read_address(self, project: str, region: str, name: str, deadline: float) -> AddressState:
         """A reserved address: its IP, who uses it, and its network tier."""
@@ -407,11 +403,6 @@ class ComputeGateway:
         return next((a.get("name") for a in found if a.get("address") == ip), None)
 
     # -- reads for the operator's command (`vipmover.cli`) -------------------------------------
-
-    def read_instance(self, ref: InstanceRef, deadline: float) -> InstanceJson:
-        """The whole instance resource (its NICs' subnetworks and IPs, `canIpForward`)."""
-        path = f"{ref.project}/zones/{ref.zone}/instances/{ref.name}"
-        return cast(InstanceJson, self._request("compute.instances.get", "GET", path, deadline))
 
     def read_subnetwork(
         self, project: str, region: str, name: str, deadline: float
@@ -445,7 +436,7 @@ class ComputeGateway:
         return [
             address
             for page in self._pages("compute.addresses.list", path, deadline, params)
-            for address in cast(AddressListJson, page).get("items", [])
+            for address in cast(ListJson[AddressJson], page).get("items", [])
         ]
 
     def list_all_instances(
@@ -464,7 +455,7 @@ class ComputeGateway:
         unreachable: list[str] = []
         method_id = f"compute.{collection}.aggregatedList"
         for page in self._pages(method_id, f"{project}/aggregated/{collection}", deadline):
-            for scoped in page.get("items", {}).values():
+            for scoped in cast(AggregatedListJson, page).get("items", {}).values():
                 found.extend(scoped.get(collection, []))
             unreachable.extend(page.get("unreachables", []))
         return found, unreachable
@@ -625,24 +616,13 @@ class ComputeGateway:
 
     def read_hop(self, ref: InstanceRef, nic_name: str, deadline: float) -> HopState:
         """The new primary's status, `canIpForward` and the network of its NIC."""
-        instance = cast(
-            InstanceJson,
-            self._request(
-                "compute.instances.get",
-                "GET",
-                f"{ref.project}/zones/{ref.zone}/instances/{ref.name}",
-                deadline,
-            ),
+        instance = self.read_instance(ref, deadline)
+        return HopState(
+            ref,
+            instance.get("status", ""),
+            bool(instance.get("canIpForward", False)),
+            _resource_path(_nic_named(instance, nic_name, ref).get("network", "")),
         )
-        for nic in instance.get("networkInterfaces", []):
-            if nic.get("name") == nic_name:
-                return HopState(
-                    ref,
-                    instance.get("status", ""),
-                    bool(instance.get("canIpForward", False)),
-                    _resource_path(nic.get("network", "")),
-                )
-        raise RequestRefused(f"{ref} has no network interface {nic_name}")
 
     def list_routes(self, project: str, dest_range: str, deadline: float) -> list[RouteState]:
         """Every route in the project whose `destRange` is `dest_range`, in any network."""
@@ -651,7 +631,7 @@ class ComputeGateway:
         return [
             _route_state(route)
             for page in pages
-            for route in cast(RouteListJson, page).get("items", [])
+            for route in cast(ListJson[RouteJson], page).get("items", [])
         ]
 
     def insert_route(
@@ -788,6 +768,14 @@ def _operation_error(op: Operation) -> MirrorVipError:
     if ONE_ACCESS_CONFIG in message:
         return Conflict(f"operation {op.name}: {code}: {message}")
     return OperationFailed(code, message or "operation failed")
+
+
+def _nic_named(instance: InstanceJson, nic_name: str, ref: InstanceRef) -> NetworkInterfaceJson:
+    """The instance's NIC called `nic_name`; a missing one is a configuration error."""
+    for nic in instance.get("networkInterfaces", []):
+        if nic.get("name") == nic_name:
+            return nic
+    raise RequestRefused(f"{ref} has no network interface {nic_name}")
 
 
 def _operation(project: str, zone: str, answer: OperationJson) -> Operation:
