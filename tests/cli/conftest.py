@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from emulators.compute import ComputeEmulator
+from local.stack import LocalStack
 from support import mirrors
 from vipmover.cli import main
 
@@ -63,3 +64,31 @@ def cli(
     monkeypatch.delenv("MIRROR_CONFIG", raising=False)
     monkeypatch.delenv("MIRROR_VIP_TOPIC", raising=False)
     return Cli(config_file, capsys)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    """`mirror-vip ARGS --json` with the config the environment names: exit code, document."""
+    capsys.readouterr()
+    code = main([*args, "--json"])
+    document: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return code, document
+
+
+def drill_args(stack: LocalStack, member: str, timeout: str = "30") -> list[str]:
+    """`drill --to member` through the stack's Pub/Sub, metadata server and function log."""
+    assert stack.function is not None
+    return [
+        "drill",
+        "--to",
+        member,
+        "--topic",
+        stack.topic,
+        "--pubsub-endpoint",
+        stack.pubsub.host,
+        "--metadata-host",
+        stack.metadata.host_for(member),
+        "--timeout",
+        timeout,
+        "--function-log",
+        str(stack.function.log_path),
+    ]

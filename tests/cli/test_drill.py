@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from local.mirrors import compute_state, mirror_layout
 from local.stack import LocalStack, StackOptions
 from support import mirrors
-from vipmover.cli import main
+
+from .conftest import drill_args, run_json
 
 pytestmark = pytest.mark.e2e
 
@@ -22,12 +22,8 @@ LAYOUT = mirror_layout(0, project=mirrors.PROJECT)
 
 @pytest.fixture(scope="module")
 def running_stack() -> Iterator[LocalStack]:
-    stack = LocalStack([LAYOUT], StackOptions(op_latency=0.3, project=mirrors.PROJECT))
-    stack.start()
-    try:
+    with LocalStack([LAYOUT], StackOptions(op_latency=0.3, project=mirrors.PROJECT)) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
@@ -40,39 +36,13 @@ def stack(running_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyP
     return running_stack
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    capsys.readouterr()
-    code = main([*args, "--json"])
-    document: dict[str, Any] = json.loads(capsys.readouterr().out)
-    return code, document
-
-
-def drill_args(stack: LocalStack, member: str, timeout: str = "30") -> list[str]:
-    assert stack.function is not None
-    return [
-        "drill",
-        "--to",
-        member,
-        "--topic",
-        stack.topic,
-        "--pubsub-endpoint",
-        stack.pubsub.host,
-        "--metadata-host",
-        stack.metadata.host_for(member),
-        "--timeout",
-        timeout,
-        "--function-log",
-        str(stack.function.log_path),
-    ]
-
-
 def test_a_drill_moves_the_vip_and_prints_its_timeline(
     stack: LocalStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The function corroborates with IRIS: a drill moves the VIP only to the member IRIS made
     # primary (against a healthy primary it is refused, holder_still_primary).
     stack.iris.set_primary("isc-backup-001")
-    code, doc = run(capsys, *drill_args(stack, "isc-backup-001"))
+    code, doc = run_json(capsys, *drill_args(stack, "isc-backup-001"))
 
     [result] = doc["mirrors"]
     assert code == 0
@@ -96,7 +66,7 @@ def test_a_drill_that_does_not_arrive_fails_with_the_outcome_line(
         mirrors.PROJECT, "us-west1-b", "isc-backup-001", lambda vm: vm.update(status="TERMINATED")
     )
 
-    code, doc = run(capsys, *drill_args(stack, "isc-backup-001", timeout="4"))
+    code, doc = run_json(capsys, *drill_args(stack, "isc-backup-001", timeout="4"))
 
     [result] = doc["mirrors"]
     assert code == 1
@@ -108,7 +78,7 @@ def test_a_drill_that_does_not_arrive_fails_with_the_outcome_line(
 def test_a_drill_without_an_identity_token_is_refused_before_publishing(
     stack: LocalStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, doc = run(capsys, "drill", "--to", "isc-backup-001", "--topic", stack.topic)
+    code, doc = run_json(capsys, "drill", "--to", "isc-backup-001", "--topic", stack.topic)
 
     assert code == 2
     assert "identity tokens" in doc["mirrors"][0]["error"]
@@ -117,7 +87,7 @@ def test_a_drill_without_an_identity_token_is_refused_before_publishing(
 def test_doctor_on_the_healthy_stack_reports_no_problem(
     stack: LocalStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, doc = run(
+    code, doc = run_json(
         capsys, "doctor", "--topic", stack.topic, "--pubsub-endpoint", stack.pubsub.host
     )
 
@@ -132,7 +102,7 @@ def test_doctor_reports_a_missing_topic(
 ) -> None:
     topic = f"projects/{mirrors.PROJECT}/topics/no-such-topic"
 
-    code, doc = run(capsys, "doctor", "--topic", topic, "--pubsub-endpoint", stack.pubsub.host)
+    code, doc = run_json(capsys, "doctor", "--topic", topic, "--pubsub-endpoint", stack.pubsub.host)
 
     checks = doc["mirrors"][0]["checks"]
     assert code == 1

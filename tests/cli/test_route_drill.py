@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from local.mirrors import compute_state, route_layout
 from local.stack import LocalStack, StackOptions
 from support import mirrors
-from vipmover.cli import main
 
+from .conftest import drill_args, run_json
 from .test_route_mode import own_route
 
 pytestmark = pytest.mark.e2e
@@ -26,19 +25,8 @@ PRIMARY, BACKUP = LAYOUT.members
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    running = LocalStack([LAYOUT], StackOptions(op_latency=0.3, project=mirrors.PROJECT))
-    running.start()
-    try:
+    with LocalStack([LAYOUT], StackOptions(op_latency=0.3, project=mirrors.PROJECT)) as running:
         yield running
-    finally:
-        running.stop()
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    capsys.readouterr()
-    code = main([*args, "--json"])
-    document: dict[str, Any] = json.loads(capsys.readouterr().out)
-    return code, document
 
 
 def test_a_route_drill_with_the_primarys_zone_down_arrives(
@@ -58,22 +46,7 @@ def test_a_route_drill_with_the_primarys_zone_down_arrives(
     monkeypatch.setenv("MIRROR_CONFIG_FILE", str(config))
     assert stack.function is not None
 
-    code, doc = run(
-        capsys,
-        "drill",
-        "--to",
-        BACKUP.name,
-        "--topic",
-        stack.topic,
-        "--pubsub-endpoint",
-        stack.pubsub.host,
-        "--metadata-host",
-        stack.metadata.host_for(BACKUP.name),
-        "--timeout",
-        "30",
-        "--function-log",
-        str(stack.function.log_path),
-    )
+    code, doc = run_json(capsys, *drill_args(stack, BACKUP.name))
 
     [result] = doc["mirrors"]
     assert code == 0

@@ -39,12 +39,8 @@ def running_stack() -> Iterator[LocalStack]:
         minimum_backoff_seconds=0.2,
         maximum_backoff_seconds=1.0,
     )
-    stack = LocalStack(LAYOUTS, options)
-    stack.start()
-    try:
+    with LocalStack(LAYOUTS, options) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ Proves the emulator speaks the wire format the function uses, and documents the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 from google.api_core import exceptions
@@ -35,28 +36,24 @@ def emu() -> Iterator[ComputeEmulator]:
         yield emulator
 
 
-def anonymous() -> AnonymousCredentials:
-    """google-auth's constructor is untyped; one narrow ignore instead of one per client."""
-    return AnonymousCredentials()  # type: ignore[no-untyped-call]
+C = TypeVar("C", compute_v1.InstancesClient, compute_v1.ZoneOperationsClient)
 
 
-def client_options(emu: ComputeEmulator) -> dict[str, str]:
-    return {"api_endpoint": emu.url}
+def rest_client(cls: type[C], emu: ComputeEmulator) -> C:
+    """A google-cloud-compute client on the emulator (REST: the emulator speaks no gRPC)."""
+    credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+    return cls(credentials=credentials, client_options={"api_endpoint": emu.url}, transport="rest")
 
 
 @pytest.fixture
 def instances(emu: ComputeEmulator) -> Iterator[compute_v1.InstancesClient]:
-    with compute_v1.InstancesClient(
-        credentials=anonymous(), client_options=client_options(emu), transport="rest"
-    ) as client:
+    with rest_client(compute_v1.InstancesClient, emu) as client:
         yield client
 
 
 @pytest.fixture
 def operations(emu: ComputeEmulator) -> Iterator[compute_v1.ZoneOperationsClient]:
-    with compute_v1.ZoneOperationsClient(
-        credentials=anonymous(), client_options=client_options(emu), transport="rest"
-    ) as client:
+    with rest_client(compute_v1.ZoneOperationsClient, emu) as client:
         yield client
 
 

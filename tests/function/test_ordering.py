@@ -122,6 +122,17 @@ def assert_invariants(emulator: ComputeEmulator, newest: Sent) -> None:
         assert has_static == (member == newest.member)
 
 
+def heartbeat_after_failover(
+    emulator: ComputeEmulator, sender: Member, *, step_s: float = 60.0
+) -> tuple[App, Sent, Sent]:
+    """The VIP moved to the backup (delivered); then `sender`'s heartbeat, `step_s` later."""
+    to_backup, later = events(BACKUP, sender, step_s=step_s)
+    heartbeat = Sent(sender, f"hb-{sender.name}", later.published, type="heartbeat")
+    app = new_instance(emulator)
+    assert deliver(app, to_backup).outcome == "moved"
+    return app, to_backup, heartbeat
+
+
 def mutation_count(emulator: ComputeEmulator) -> int:
     return sum(1 for r in emulator.mutations() if any(m in r.method_id for m in MUTATIONS))
 
@@ -251,10 +262,7 @@ def inject(emulator: ComputeEmulator, fault: str) -> None:
 
 
 def test_heartbeat_is_a_cheap_no_op_when_all_is_in_place(emulator: ComputeEmulator) -> None:
-    to_backup, heartbeat = events(BACKUP, BACKUP)
-    heartbeat = Sent(BACKUP, "hb-1", heartbeat.published, type="heartbeat")
-    app = new_instance(emulator)
-    assert deliver(app, to_backup).outcome == "moved"
+    app, _, heartbeat = heartbeat_after_failover(emulator, BACKUP)
     before = mutation_count(emulator)
 
     outcome = deliver(app, heartbeat)
@@ -266,10 +274,7 @@ def test_heartbeat_is_a_cheap_no_op_when_all_is_in_place(emulator: ComputeEmulat
 
 
 def test_heartbeat_repairs_drift(emulator: ComputeEmulator) -> None:
-    to_backup, heartbeat = events(BACKUP, BACKUP)
-    heartbeat = Sent(BACKUP, "hb-1", heartbeat.published, type="heartbeat")
-    app = new_instance(emulator)
-    assert deliver(app, to_backup).outcome == "moved"
+    app, to_backup, heartbeat = heartbeat_after_failover(emulator, BACKUP)
 
     def remove_vip_by_hand(instance: dict[str, Any]) -> None:
         nic = instance["networkInterfaces"][0]
@@ -341,10 +346,7 @@ def test_heartbeat_from_a_demoted_member_never_takes_the_vip_back(
 ) -> None:
     """The primary checked `IsPrimary()` just before it was demoted; its heartbeat is published
     after the backup's `became_primary` and delivered last: it must not move the VIP back."""
-    to_backup, late_heartbeat = events(BACKUP, PRIMARY, step_s=1)
-    late_heartbeat = Sent(PRIMARY, "hb-late", late_heartbeat.published, type="heartbeat")
-    app = new_instance(emulator)
-    assert deliver(app, to_backup).outcome == "moved"
+    app, to_backup, late_heartbeat = heartbeat_after_failover(emulator, PRIMARY, step_s=1)
     before = mutation_count(emulator)
 
     outcome = deliver(app, late_heartbeat)
