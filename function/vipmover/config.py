@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .config_values import mapping, no_unknown_keys, number
 from .errors import ConfigError
 from .safeguards_config import (
     CorroborateConfig,
@@ -179,24 +180,12 @@ def _require(obj: Mapping[str, Any], key: str, where: str) -> Any:
     return obj[key]
 
 
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected an object, got {type(value).__name__}")
-    return value
-
-
 def _string(value: Any, where: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
     if pattern and not pattern.fullmatch(value):
         raise ConfigError(f"{where}: {value!r} is not {what}")
     return value
-
-
-def _no_unknown_keys(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(obj) - allowed, key=repr)  # YAML keys may be None, ints, dates...
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
 
 
 def _vip(value: Any, where: str) -> ipaddress.IPv4Network:
@@ -215,8 +204,8 @@ def _vip(value: Any, where: str) -> ipaddress.IPv4Network:
 
 
 def _public_ip(value: Any, where: str, default_region: str) -> PublicIp:
-    obj = _mapping(value, where)
-    _no_unknown_keys(
+    obj = mapping(value, where)
+    no_unknown_keys(
         obj, {"address_name", "region", "access_config_name", "restore_ephemeral"}, where
     )
     address_name = _string(
@@ -253,8 +242,8 @@ def _members(value: Any, where: str, project: str) -> tuple[InstanceRef, ...]:
     members: list[InstanceRef] = []
     for index, raw in enumerate(value):
         here = f"{where}[{index}]"
-        obj = _mapping(raw, here)
-        _no_unknown_keys(obj, {"instance", "zone", "target_instance"}, here)
+        obj = mapping(raw, here)
+        no_unknown_keys(obj, {"instance", "zone", "target_instance"}, here)
         name = _string(
             _require(obj, "instance", here), f"{here}.instance", NAME_RE, "a valid instance name"
         )
@@ -289,8 +278,8 @@ MIRROR_KEYS = {
 
 def _mirror(name: str, value: Any, default_project: Callable[[], str | None]) -> MirrorConfig:
     where = f"mirrors.{name}"
-    obj = _mapping(value, where)
-    _no_unknown_keys(obj, MIRROR_KEYS, where)
+    obj = mapping(value, where)
+    no_unknown_keys(obj, MIRROR_KEYS, where)
     project = obj.get("project") or default_project()
     if not project:
         raise ConfigError(f"{where}.project: required (the function's own project is unknown)")
@@ -336,7 +325,7 @@ def _mirror(name: str, value: Any, default_project: Callable[[], str | None]) ->
 
 
 def _forwarding_rule(value: Mapping[str, Any], where: str, default_region: str) -> ForwardingRuleIp:
-    _no_unknown_keys(value, {"forwarding_rule", "region"}, where)
+    no_unknown_keys(value, {"forwarding_rule", "region"}, where)
     name = _string(
         value["forwarding_rule"], f"{where}.forwarding_rule", NAME_RE, "a forwarding rule name"
     )
@@ -391,9 +380,9 @@ def parse_config(raw: Any, default_project: Callable[[], str | None] = lambda: N
     Raises:
         ConfigError: naming the first invalid field.
     """
-    root = _mapping(raw, "config")
-    _no_unknown_keys(root, {"mirrors", "operation_timeout_seconds", "identity"}, "config")
-    mirrors_raw = _mapping(_require(root, "mirrors", "config"), "mirrors")
+    root = mapping(raw, "config")
+    no_unknown_keys(root, {"mirrors", "operation_timeout_seconds", "identity"}, "config")
+    mirrors_raw = mapping(_require(root, "mirrors", "config"), "mirrors")
     if not mirrors_raw:
         raise ConfigError("mirrors: at least one mirror is required")
     mirrors: dict[str, MirrorConfig] = {}
@@ -409,22 +398,21 @@ def parse_config(raw: Any, default_project: Callable[[], str | None] = lambda: N
     _check_vips_disjoint(mirrors)
     _check_label_keys_distinct(mirrors)
     timeout = root.get("operation_timeout_seconds", DEFAULT_OPERATION_TIMEOUT_S)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not 1 <= timeout <= MAX_OPERATION_TIMEOUT_S
-    ):
-        raise ConfigError(
-            f"operation_timeout_seconds: expected 1..{MAX_OPERATION_TIMEOUT_S} (the function's "
-            f"{FUNCTION_TIMEOUT_LIMIT_S} s limit less {LOG_MARGIN_S} s to log), got {timeout!r}"
-        )
+    timeout = number(
+        timeout,
+        "operation_timeout_seconds",
+        1,
+        MAX_OPERATION_TIMEOUT_S,
+        what="",
+        why=f" (the function's {FUNCTION_TIMEOUT_LIMIT_S} s limit less {LOG_MARGIN_S} s to log)",
+    )
     identity = _identity(root.get("identity") or {}, "identity")  # null keeps the defaults
-    return Config(mirrors=mirrors, operation_timeout_s=float(timeout), identity=identity)
+    return Config(mirrors=mirrors, operation_timeout_s=timeout, identity=identity)
 
 
 def _identity(value: Any, where: str) -> IdentityConfig:
-    obj = _mapping(value, where)
-    _no_unknown_keys(obj, {"required", "audience", "certs_url", "max_clock_skew_seconds"}, where)
+    obj = mapping(value, where)
+    no_unknown_keys(obj, {"required", "audience", "certs_url", "max_clock_skew_seconds"}, where)
     required = obj.get("required", True)
     if not isinstance(required, bool):
         raise ConfigError(f"{where}.required: expected true or false, got {required!r}")
@@ -434,15 +422,8 @@ def _identity(value: Any, where: str) -> IdentityConfig:
     certs_url = obj.get("certs_url") or GOOGLE_CERTS_URL
     _certs_url(certs_url, f"{where}.certs_url")
     skew = obj.get("max_clock_skew_seconds", MAX_CLOCK_SKEW_S)
-    if (
-        isinstance(skew, bool)
-        or not isinstance(skew, int | float)
-        or not 0 <= skew <= MAX_CLOCK_SKEW_S
-    ):
-        raise ConfigError(
-            f"{where}.max_clock_skew_seconds: expected 0..{MAX_CLOCK_SKEW_S}, got {skew!r}"
-        )
-    return IdentityConfig(required, audience, certs_url, float(skew))
+    skew = number(skew, f"{where}.max_clock_skew_seconds", 0, MAX_CLOCK_SKEW_S, what="")
+    return IdentityConfig(required, audience, certs_url, skew)
 
 
 def _certs_url(value: Any, where: str) -> None:

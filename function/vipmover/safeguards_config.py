@@ -9,11 +9,11 @@ these): `"corroborate": {"url": "http://{ip}:52773/csp/user/mirror_status.cxw",
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .config_values import mapping, no_unknown_keys, number
 from .errors import ConfigError
 
 URL_PLACEHOLDERS = frozenset({"ip", "instance", "zone"})
@@ -58,12 +58,6 @@ class TakeoverLimit:
         return round(self.minutes * 60_000)
 
 
-def _number(value: Any, where: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(f"{where}: expected a number in {low:g}..{high:g}, got {value!r}")
-    return float(value)
-
-
 def _check_template(url: str, where: str) -> None:
     try:
         fields = {name for _, name, _, _ in string.Formatter().parse(url) if name is not None}
@@ -84,18 +78,15 @@ def parse_corroborate(value: Any, where: str) -> CorroborateConfig | None:
     """`corroborate` of one mirror; absent or null switches corroboration off."""
     if value is None:
         return None
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected an object, got {type(value).__name__}")
-    unknown = sorted(set(value) - {"url", "timeout_seconds"}, key=repr)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+    value = mapping(value, where)
+    no_unknown_keys(value, {"url", "timeout_seconds"}, where)
     url = value.get("url")
     if not isinstance(url, str) or not url:
         raise ConfigError(
             f"{where}.url: required, a URL template such as {DEPLOYED_CORROBORATE_URL}"
         )
     _check_template(url, f"{where}.url")
-    timeout = _number(
+    timeout = number(
         value.get("timeout_seconds", DEFAULT_PROBE_TIMEOUT_S),
         f"{where}.timeout_seconds",
         0.1,
@@ -108,22 +99,16 @@ def parse_takeover_limit(value: Any, where: str) -> TakeoverLimit:
     """`takeover_limit` of one mirror; absent or null means the defaults (3 in 10 minutes)."""
     if value is None:
         return TakeoverLimit()
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected an object, got {type(value).__name__}")
-    unknown = sorted(set(value) - {"moves", "minutes"}, key=repr)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
-    moves = value.get("moves", DEFAULT_TAKEOVER_MOVES)
-    if (
-        isinstance(moves, bool)
-        or not isinstance(moves, int)
-        or not 0 <= moves <= MAX_TAKEOVER_MOVES
-    ):
-        raise ConfigError(
-            f"{where}.moves: expected an integer in 0..{MAX_TAKEOVER_MOVES} (0 switches the "
-            f"limit off; the history is one label value), got {moves!r}"
-        )
-    minutes = _number(
-        value.get("minutes", DEFAULT_TAKEOVER_MINUTES), f"{where}.minutes", 1, 24 * 60
+    value = mapping(value, where)
+    no_unknown_keys(value, {"moves", "minutes"}, where)
+    moves = number(
+        value.get("moves", DEFAULT_TAKEOVER_MOVES),
+        f"{where}.moves",
+        0,
+        MAX_TAKEOVER_MOVES,
+        integer=True,
+        what="an integer in ",
+        why=" (0 switches the limit off; the history is one label value)",
     )
-    return TakeoverLimit(moves, minutes)
+    minutes = number(value.get("minutes", DEFAULT_TAKEOVER_MINUTES), f"{where}.minutes", 1, 24 * 60)
+    return TakeoverLimit(int(moves), minutes)
