@@ -9,6 +9,7 @@ permanent. Whatever else goes wrong (credentials, a garbled answer, a bug), the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -95,14 +96,35 @@ def test_a_fingerprint_race_on_an_access_config_call_is_one_retryable_line(
     delivery.assert_failed("FingerprintRace", retry=True)
 
 
-def test_a_garbled_answer_is_retried_in_the_call(
-    compute: ComputeEmulator, function: FunctionUnderTest
-) -> None:
+def stale_fingerprint_twice(compute: ComputeEmulator) -> None:
+    compute.fail_next(UPDATE_NIC, count=2, code=412)
+
+
+def throttled_then_unavailable(compute: ComputeEmulator) -> None:
+    compute.fail_next("compute.instances.get", count=2, code=429)
+    compute.fail_next(UPDATE_NIC, count=1, code=503)
+    compute.fail_next("compute.zoneOperations.wait", count=1, code=500)
+
+
+def garbled_answers(compute: ComputeEmulator) -> None:
     compute.garble_next("compute.instances.get", count=1)
     compute.garble_next(UPDATE_NIC, count=1)
 
+
+@pytest.mark.parametrize(
+    "inject",
+    [stale_fingerprint_twice, throttled_then_unavailable, garbled_answers],
+    ids=lambda inject: inject.__name__,
+)
+def test_faults_that_pass_are_retried_in_the_call(
+    compute: ComputeEmulator, function: FunctionUnderTest, inject: Callable[[ComputeEmulator], None]
+) -> None:
+    """412 races, 429/5xx and non-JSON answers that clear within the retries: one delivery."""
+    inject(compute)
+
     delivery = function.deliver(cloud_event(became_primary(mirrors.backup())))
 
+    assert delivery.status == 200
     assert delivery.outcome["outcome"] == "moved"
     assert_vip_on(compute, mirrors.backup(), mirrors.primary())
 

@@ -212,15 +212,6 @@ def test_fingerprint_race_rereads_and_keeps_the_racing_alias(
     assert len(patches) == 3  # remove, stale add (412), add after re-read
 
 
-def test_injected_412_is_retried(compute: ComputeEmulator, function: FunctionUnderTest) -> None:
-    compute.fail_next(UPDATE_NIC, count=2, code=412)
-
-    delivery = function.deliver(cloud_event(became_primary(mirrors.backup())))
-
-    assert delivery.outcome["outcome"] == "moved"
-    assert_vip_on(compute, mirrors.backup(), mirrors.primary())
-
-
 def test_a_412_that_persists_past_the_retries_asks_for_redelivery(
     compute: ComputeEmulator, function: FunctionUnderTest
 ) -> None:
@@ -233,20 +224,6 @@ def test_a_412_that_persists_past_the_retries_asks_for_redelivery(
     assert "NIC changed on 5 tries" in delivery.outcome["error"]
     assert aliases(compute, mirrors.primary()) == [mirrors.VIP]
     assert aliases(compute, mirrors.backup()) == []
-
-
-def test_rate_limits_and_unavailability_are_retried_in_the_call(
-    compute: ComputeEmulator, function: FunctionUnderTest
-) -> None:
-    compute.fail_next("compute.instances.get", count=2, code=429)
-    compute.fail_next(UPDATE_NIC, count=1, code=503)
-    compute.fail_next("compute.zoneOperations.wait", count=1, code=500)
-
-    delivery = function.deliver(cloud_event(became_primary(mirrors.backup())))
-
-    assert delivery.status == 200
-    assert delivery.outcome["outcome"] == "moved"
-    assert_vip_on(compute, mirrors.backup(), mirrors.primary())
 
 
 def test_lost_response_is_retried_with_the_same_request_id(
