@@ -36,7 +36,7 @@ from emulators.compute.state import (
     load_vpc_state,
     new_fingerprint,
 )
-from emulators.compute.urls import API_ROOT, region_of, resource_path, segment_after
+from emulators.compute.urls import API_ROOT, region_of, resource_key, resource_path
 
 EPHEMERAL_POOL = ipaddress.ip_network("192.0.2.0/24")
 """Documentation range (RFC 5737): ephemeral external IPs are strings that nobody ever contacts."""
@@ -185,11 +185,7 @@ class ComputeModel:
     def subnetwork_of(self, nic: JsonDict) -> JsonDict:
         url = nic.get("subnetwork", "")
         try:
-            key = (
-                segment_after(url, "projects"),
-                segment_after(url, "regions"),
-                segment_after(url, "subnetworks"),
-            )
+            key = resource_key(url, "regions", "subnetworks")
         except ValueError:
             raise _resource_gone(url) from None
         try:

@@ -57,6 +57,16 @@ def last_segment(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
+def resource_key(url: str, scope: str, collection: str) -> tuple[str, str, str]:
+    """(project, scope name, resource name) of a scoped resource URL, e.g. an instance's
+    `projects/P/zones/Z/instances/N` with `zones`, `instances`; ValueError when one is absent."""
+    return (
+        segment_after(url, "projects"),
+        segment_after(url, scope),
+        segment_after(url, collection),
+    )
+
+
 def segment_after(url: str, marker: str) -> str:
     """The path segment after `marker` (`projects`, `zones`, ...); ValueError when absent."""
     parts = resource_path(url).split("/")

@@ -27,9 +27,9 @@ from emulators.compute.state import new_fingerprint, stable_id
 from emulators.compute.urls import (
     API_ROOT,
     region_of,
+    resource_key,
     resource_path,
     route_url,
-    segment_after,
 )
 from emulators.rfc3339 import format_rfc3339
 
@@ -82,11 +82,7 @@ def _route_path(project: str, name: str) -> str:
 
 def _instance_key(url: str) -> tuple[str, str, str] | None:
     try:
-        return (
-            segment_after(url, "projects"),
-            segment_after(url, "zones"),
-            segment_after(url, "instances"),
-        )
+        return resource_key(url, "zones", "instances")
     except ValueError:
         return None
 
@@ -289,11 +285,7 @@ class VpcPlanner:
         if not isinstance(value, str) or not value:
             raise ApiError(400, "required", "Required field 'resource.target' not specified")
         try:
-            key = (
-                segment_after(value, "projects"),
-                segment_after(value, "zones"),
-                segment_after(value, "targetInstances"),
-            )
+            key = resource_key(value, "zones", "targetInstances")
         except ValueError:
             raise invalid(
                 "resource.target", value, "A protocol forwarding rule targets a target instance."
