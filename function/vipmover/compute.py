@@ -11,7 +11,7 @@ google-cloud-compute against the emulator, as a second, independent client.
 Every call is retried a few times on what may clear (429, 5xx, GCE's rate-quota 403s and
 `resourceNotReady` 400s, network and credential-refresh errors, garbled answers); mutations carry
 a deterministic `requestId`, so a retry whose first attempt did land is not applied twice. Every
-foreign exception is mapped onto `errors` here, in `map_api_error`, and nowhere else.
+foreign exception is mapped onto `errors` in one place, `api_errors.map_api_error`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from .api_errors import http_error, map_api_error, operation_error
 from .api_types import (
     AccessConfigJson,
     AddressJson,
@@ -47,14 +48,9 @@ from .api_types import (
 )
 from .config import InstanceRef
 from .errors import (
-    AddressInUse,
-    AlreadyExists,
     ApiUnavailable,
-    Conflict,
-    FingerprintRace,
     MirrorVipError,
     NotFound,
-    OperationFailed,
     OperationTimeout,
     RequestRefused,
 )
@@ -71,11 +67,6 @@ CALL_TIMEOUT_S = 30.0
 WAIT_CALL_S = 125.0
 """zoneOperations.wait answers by about 2 minutes; give the HTTP call a little more."""
 RETRY_ATTEMPTS = 4
-ONE_ACCESS_CONFIG = "At most one access config"
-"""GCE's 400 when a NIC already has its one access config (a concurrent attach, here)."""
-IN_USE_TEXT = "already being used by another resource"
-TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "resourceNotReady"})
-"""Reasons of 403/400 answers that clear by themselves: rate quotas, an instance restarting."""
 RETRY_BASE_S = 0.2
 REQUEST_ID_NAMESPACE = uuid.UUID("5b0f7f3e-2b0c-4c43-9a1e-6d1f0c6a1a10")
 
@@ -121,77 +112,6 @@ def request_id(*parts: str) -> str:
     change again; any change in the NIC changes the fingerprint and so the id.
     """
     return str(uuid.uuid5(REQUEST_ID_NAMESPACE, "/".join(parts)))
-
-
-def _is_retryable_status(code: int | None) -> bool:
-    return code == 429 or (code is not None and code >= 500)
-
-
-@dataclass
-class HttpError(Exception):
-    """An error answer of the API: its status, message and GCE's `reason`s."""
-
-    status: int
-    message: str
-    reasons: frozenset[str]
-
-    def __str__(self) -> str:
-        return f"HTTP {self.status}: {self.message}"
-
-
-def http_error(status: int, text: str) -> HttpError:
-    """Parse Google's error body (`{"error": {"message", "errors": [{"reason"}]}}`), or not."""
-    try:
-        payload = json.loads(text)
-    except ValueError:
-        payload = None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if not isinstance(error, dict):
-        return HttpError(status, text[:200] or "no body", frozenset())
-    items = error.get("errors")
-    if not isinstance(items, list):
-        items = []
-    reasons = {str(e["reason"]) for e in items if isinstance(e, dict) and e.get("reason")}
-    return HttpError(status, str(error.get("message", "")), frozenset(reasons))
-
-
-def _map_http_error(method_id: str, err: HttpError) -> MirrorVipError:
-    """An HTTP error answer, classified by GCE's `reason` as much as by its status."""
-    text = f"{method_id}: {err}"
-    if err.status == 412:
-        return FingerprintRace(f"{method_id}: fingerprint changed ({err})")
-    if _is_retryable_status(err.status) or err.reasons & TRANSIENT_REASONS:
-        return ApiUnavailable(f"{text} ({', '.join(sorted(err.reasons)) or 'transient'})")
-    if IN_USE_TEXT in err.message or AddressInUse.code in err.reasons:
-        return AddressInUse(f"{AddressInUse.code}: {err.message}")
-    if ONE_ACCESS_CONFIG in err.message:
-        return Conflict(text)
-    by_status: dict[int, type[RequestRefused] | type[AlreadyExists]] = {
-        404: NotFound,
-        409: AlreadyExists,
-    }
-    return by_status.get(err.status, RequestRefused)(text)
-
-
-def map_api_error(method_id: str, err: Exception) -> MirrorVipError | None:
-    """Our error for a foreign one raised by a call, or None when it is not an API failure.
-
-    `ApiUnavailable` means "may clear": the caller retries it in place, then asks for a
-    redelivery. Everything else is raised at once.
-    """
-    from google.auth import exceptions as auth_exc  # noqa: PLC0415
-    from requests import exceptions as rexc  # noqa: PLC0415
-
-    if isinstance(err, HttpError):
-        return _map_http_error(method_id, err)
-    if isinstance(err, rexc.ConnectionError | rexc.Timeout):
-        return ApiUnavailable(f"{method_id}: {type(err).__name__}: {err}")
-    if isinstance(err, auth_exc.TransportError | auth_exc.RefreshError):
-        return ApiUnavailable(f"{method_id}: credentials: {type(err).__name__}: {err}")
-    if isinstance(err, ValueError):
-        # requests' JSONDecodeError is a ValueError: an HTML error page from a proxy, say.
-        return ApiUnavailable(f"{method_id}: answer is not the API's JSON: {err}"[:300])
-    return None
 
 
 class _Session:
@@ -754,20 +674,7 @@ class ComputeGateway:
                 raise
             op = _operation(op.project, op.zone, cast(OperationJson, answer))
         if op.error:
-            raise _operation_error(op)
-
-
-def _operation_error(op: Operation) -> MirrorVipError:
-    """The same classes as the request-time answers: where GCE reports it does not matter."""
-    assert op.error is not None
-    code, message = op.error
-    if code == AddressInUse.code:
-        return AddressInUse(f"{code}: {message}")
-    if code == "CONDITION_NOT_MET":
-        return FingerprintRace(f"operation {op.name}: {code}: {message}")
-    if ONE_ACCESS_CONFIG in message:
-        return Conflict(f"operation {op.name}: {code}: {message}")
-    return OperationFailed(code, message or "operation failed")
+            raise operation_error(op.name, *op.error)
 
 
 def _nic_named(instance: InstanceJson, nic_name: str, ref: InstanceRef) -> NetworkInterfaceJson:
