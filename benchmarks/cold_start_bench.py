@@ -24,10 +24,10 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from benchmarks.failover_bench import NO_TAKEOVER_LIMIT, one_move
 from benchmarks.results import write_results
+from emulators import JsonDict
 from emulators.process import free_port
 from local.function_process import FUNCTION_SOURCE, FunctionProcess
 from local.mirrors import mirror_config, mirror_layout
@@ -48,8 +48,6 @@ TARGET_START_S = 1.0
 TARGET_RATIO = 2.5
 OP_LATENCY_S = 2.0
 TARGET_SLACK_S = 1.0
-
-JsonDict = dict[str, Any]
 
 
 def start_seconds(function: FunctionProcess) -> float:

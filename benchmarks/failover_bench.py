@@ -30,9 +30,9 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from benchmarks.results import write_results
+from emulators import JsonDict
 from local.mirrors import mirror_layout
 from local.stack import LocalStack, StackError, StackOptions, holds_everything
 from local.timeline import Published, milestones
@@ -49,9 +49,6 @@ MOVE_TIMEOUT_S = 120.0
 FUNCTION_THREADS = 32
 """gunicorn threads in the one function process: Cloud Functions would run up to max-instances
 single-request instances side by side; 32 threads let all 20 events of the scale run in parallel."""
-
-
-JsonDict = dict[str, Any]
 
 
 def median(values: Sequence[float]) -> float:

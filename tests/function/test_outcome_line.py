@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from google.cloud.logging.handlers import StructuredLogHandler
 
+from local.function_process import outcome_lines
 from vipmover.outcome import JsonLineHandler, Outcome, OutcomeName
 
 pytestmark = pytest.mark.unit
@@ -68,3 +69,12 @@ def test_the_line_has_the_fields_structured_log_handler_writes(
     for key in set(theirs) - PROVENANCE - {"logging.googleapis.com/sourceLocation"}:
         assert mine[key] == theirs[key], key
     assert mine["severity"] == {"moved": "INFO", "rejected": "WARNING", "failed": "ERROR"}[outcome]
+
+
+def test_the_local_stack_reads_the_lines_the_function_writes(logger: logging.Logger) -> None:
+    """local/ keeps its own copy of `component` (it runs the function as a process): one fact."""
+    line = ours(logger, Outcome(event_id="1", outcome="moved", mirror="M"))
+
+    [read] = outcome_lines(f"some other output\n{json.dumps(line)}\n")
+
+    assert read == line
