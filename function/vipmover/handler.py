@@ -18,7 +18,8 @@ from .config import Config, InstanceRef, MirrorConfig
 from .errors import EventRejected, PermanentError, RetryableError
 from .event import MirrorEvent, PubSubMessage, format_rfc3339, parse_event, unwrap_message
 from .identity import CertsCache, verify_identity
-from .mover import Mover, MoveReport
+from .move_run import MoveReport
+from .mover import Mover
 from .outcome import CLAIMED_CHARS, UNKNOWN, Outcome
 from .replay import TokenUse
 from .route_mover import RouteMover

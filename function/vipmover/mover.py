@@ -16,8 +16,6 @@ checked against the plan.
 from __future__ import annotations
 
 import dataclasses
-import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,28 +28,30 @@ from .compute import ComputeGateway, request_id
 from .config import InstanceRef, MirrorConfig
 from .errors import (
     AddressInUse,
-    ApiUnavailable,
-    Conflict,
     EventRejected,
     FingerprintRace,
     MirrorVipError,
     NotConverged,
-    OperationTimeout,
     PublicIpRefused,
     PublicIpUnavailable,
-    RequestRefused,
-    RetryableError,
     public_ip_failure,
 )
 from .event import format_rfc3339
-from .forwarding import RuleRead, plan_rule, retarget, rule_problem
+from .forwarding import RuleRead, plan_rule, rule_problem
+from .move_run import (
+    MAX_FINGERPRINT_ATTEMPTS,
+    MoveReport,
+    MoveRun,
+    run_concurrently,
+    unreadable_error,
+    wait_for,
+)
 from .plan import (
     AddressState,
     Mark,
     MarkDecision,
     MovePlan,
     NicState,
-    PublicIpPlan,
     Unreadable,
     aliases_with,
     aliases_without,
@@ -64,29 +64,12 @@ from .plan import (
     plan_move,
     superseded_by,
 )
+from .public_chain import PublicChain
 from .reads import read_members
 from .route_plan import ForwardingPlan, ForwardingRuleState
 from .safeguards import Guard
 
-MAX_FINGERPRINT_ATTEMPTS = 5
 MAX_ROUNDS = 3
-EPHEMERAL_CONFIG_NAME = "External NAT"
-"""The name GCE and gcloud give an instance's default external IP."""
-
-
-@dataclass
-class MoveReport:
-    """What the move did, for the outcome log line. Filled in as the move goes."""
-
-    from_instance: str | None = None
-    public_ip: str | None = None
-    actions: list[str] = field(default_factory=list)
-    steps_ms: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    """Best-effort writes that failed without failing the move, with their errors."""
-
-    def step(self, name: str, started: float) -> None:
-        self.steps_ms[name] = round((time.monotonic() - started) * 1000)
 
 
 class Mover:
@@ -218,14 +201,15 @@ class Mover:
         `setTarget` for a forwarding rule (`rule`).
         """
         started = time.monotonic()
-        run = _MoveRun(self.gateway, mirror, plan, seen.nics, event_key, report, deadline)
-        chains = {"private_ms": run.move_private, "public_ms": run.move_public}
+        run = MoveRun(self.gateway, mirror, plan, seen.nics, event_key, report, deadline)
+        private, public = _PrivateChain(run), PublicChain(run)
+        chains = {"private_ms": private.move_private, "public_ms": public.move_public}
         if rule.set_target is not None:
-            chains["public_ms"] = partial(run.retarget_rule, rule.set_target)
+            chains["public_ms"] = partial(public.retarget_rule, rule.set_target)
         if mark is not None:
             label = mark_label(mirror.name)
-            chains["mark_ms"] = partial(run.record_marks, label, mark, extra_labels)
-        _run_concurrently(chains, report)
+            chains["mark_ms"] = partial(private.record_marks, label, mark, extra_labels)
+        run_concurrently(chains, report)
         report.step("apply", started)
 
     def _read(self, mirror: MirrorConfig, deadline: float, report: MoveReport) -> _Seen:
@@ -343,7 +327,7 @@ def _raise_public_problem(
 
 def _check_target(nic: NicState | Unreadable) -> None:
     if isinstance(nic, Unreadable):
-        raise _unreadable_error(nic)
+        raise unreadable_error(nic)
     if nic.status != "RUNNING":
         raise EventRejected(
             "target_not_running",
@@ -403,83 +387,51 @@ def _divergence(mirror: MirrorConfig, plan: MovePlan, was: NicState, now: NicSta
     return problems
 
 
-class _MoveRun:
-    """The writes of one move: the private and the public chain, run concurrently.
+class _PrivateChain:
+    """The private VIP's chain and the marks of one `MoveRun`."""
 
-    Where both chains write to one NIC, their writes are ordered so that no write invalidates
-    the fingerprint of another one in flight (if GCE checks it again when an operation applies,
-    that would cost a whole extra operation):
-
-        old primary:  remove alias  ->  release static IP   (sent once the PATCH is accepted)
-        new primary:  drop ephemeral IP  ->  add alias  ->  attach static IP
-
-    The waits cost almost nothing: each write waited for is in the other chain's first slot.
-    """
-
-    def __init__(
-        self,
-        gateway: ComputeGateway,
-        mirror: MirrorConfig,
-        plan: MovePlan,
-        nics: Mapping[InstanceRef, NicState | Unreadable],
-        event_key: str,
-        report: MoveReport,
-        deadline: float,
-    ) -> None:
-        self.gateway = gateway
-        self.mirror = mirror
-        self.plan = plan
-        self.nics = nics
-        # requestIds are unique per delivery: GCE ties an id to its first operation, failures
-        # included, so a redelivery reusing ids would only get the old failure back. Within a
-        # delivery a retried call reuses its id; after any change the fingerprint differs.
-        self.key = f"{event_key}/{secrets.token_hex(8)}"
-        self.report = report
-        self.deadline = deadline
-        patched = (*plan.remove_from, *((plan.target,) if plan.add_to_target else ()))
-        self._alias_sent = {ref: threading.Event() for ref in patched}
-        self._target_cleared = threading.Event()
-        self._target_dropped = False
-        if not (plan.public and plan.public.clear_target and plan.public.blocked is None):
-            self._target_cleared.set()
+    def __init__(self, run: MoveRun) -> None:
+        self.run = run
 
     # -- private VIP --------------------------------------------------------------------------
 
     def move_private(self) -> None:
         """Remove the VIP from every other holder, then add it to the target."""
-        plan = self.plan
+        plan = self.run.plan
         try:
             removals = {
-                f"remove:{ref.name}": partial(self._set_vip, self._nic(ref), False)
+                f"remove:{ref.name}": partial(self._set_vip, self.run.nic(ref), False)
                 for ref in plan.remove_from
             }
-            _run_concurrently(removals, None)
-            self.report.actions.extend(f"remove_alias:{ref.name}" for ref in plan.remove_from)
+            run_concurrently(removals, None)
+            self.run.report.actions.extend(f"remove_alias:{ref.name}" for ref in plan.remove_from)
             if plan.add_to_target:
                 self._add_to_target()
-                self.report.actions.append(f"add_alias:{plan.target.name}")
+                self.run.report.actions.append(f"add_alias:{plan.target.name}")
         finally:
-            for sent in self._alias_sent.values():
+            for sent in self.run.alias_sent.values():
                 sent.set()
 
     def _add_to_target(self) -> None:
-        target = self.plan.target
-        nic = self._nic(target)
-        _wait_for(self._target_cleared, self.deadline, f"{target}: ephemeral IP removal")
-        if self.plan.public and self.plan.public.clear_target:
+        target = self.run.plan.target
+        nic = self.run.nic(target)
+        wait_for(self.run.target_cleared, self.run.deadline, f"{target}: ephemeral IP removal")
+        if self.run.plan.public and self.run.plan.public.clear_target:
             # Dropping the ephemeral IP changed the fingerprint: read it rather than earn a 412.
-            nic = self.gateway.read_nic(target, self.mirror.network_interface, self.deadline)
+            nic = self.run.gateway.read_nic(
+                target, self.run.mirror.network_interface, self.run.deadline
+            )
         try:
             self._set_vip(nic, True)
         except AddressInUse as err:
-            if self.plan.unreadable:
-                names = ", ".join(str(u.instance) for u in self.plan.unreadable)
+            if self.run.plan.unreadable:
+                names = ", ".join(str(u.instance) for u in self.run.plan.unreadable)
                 raise AddressInUse(
                     f"{err}; unreadable member(s) {names} may still hold the VIP"
                 ) from err
             raise AddressInUse(
                 f"{err}; no readable member holds it: a resource outside mirror "
-                f"{self.mirror.name} does"
+                f"{self.run.mirror.name} does"
             ) from err
 
     def _set_vip(self, nic: NicState, present: bool) -> None:
@@ -489,9 +441,9 @@ class _MoveRun:
         (`CONDITION_NOT_MET`), means the NIC changed since it was read: read it again and redo
         the change from the fresh alias list.
         """
-        mirror, gateway = self.mirror, self.gateway
+        mirror, gateway = self.run.mirror, self.run.gateway
         step = "add_alias" if present else "remove_alias"
-        sent = self._alias_sent[nic.instance]
+        sent = self.run.alias_sent[nic.instance]
         try:
             for _ in range(MAX_FINGERPRINT_ATTEMPTS):
                 if present:
@@ -500,17 +452,17 @@ class _MoveRun:
                     aliases = aliases_without(nic, mirror.vip)
                 if aliases == nic.alias_ranges:
                     return
-                rid = request_id(self.key, str(nic.instance), step, nic.fingerprint)
+                rid = request_id(self.run.key, str(nic.instance), step, nic.fingerprint)
                 try:
                     op = gateway.set_aliases(
-                        nic, mirror.network_interface, aliases, rid, self.deadline
+                        nic, mirror.network_interface, aliases, rid, self.run.deadline
                     )
                     sent.set()
-                    gateway.wait(op, self.deadline)
+                    gateway.wait(op, self.run.deadline)
                     return
                 except FingerprintRace:
                     pass  # refused on the request (412) or when it applied: read again
-                nic = gateway.read_nic(nic.instance, mirror.network_interface, self.deadline)
+                nic = gateway.read_nic(nic.instance, mirror.network_interface, self.run.deadline)
         finally:
             sent.set()
         raise FingerprintRace(f"{nic.instance}: NIC changed on {MAX_FINGERPRINT_ATTEMPTS} tries")
@@ -530,16 +482,16 @@ class _MoveRun:
         best effort (the old primary's zone may be down): a copy not written is reported.
         `extra_labels` gives the labels written with it (the safeguards' history and tokens).
         """
-        members = tuple(self.nics)
+        members = tuple(self.run.nics)
         tasks: dict[str, Callable[[], None]] = {}
-        for ref, nic in self.nics.items():
+        for ref, nic in self.run.nics.items():
             if isinstance(nic, NicState):
                 extra = dict(extra_labels(ref)) if extra_labels else {}
                 write = partial(self._write_mark, nic, label, mark, members, extra)
                 tasks[ref.name] = (
-                    write if ref == self.plan.target else partial(self._tolerate, write, ref)
+                    write if ref == self.run.plan.target else partial(self.run.tolerate, write, ref)
                 )
-        _run_concurrently(tasks, None)
+        run_concurrently(tasks, None)
 
     def _write_mark(
         self,
@@ -556,201 +508,16 @@ class _MoveRun:
             if current is not None and (current > mark or (current == mark and written)):
                 return
             labels = {**nic.labels, **extra, label: mark_value(mark)}
-            rid = request_id(self.key, str(nic.instance), "setLabels", nic.label_fingerprint)
+            rid = request_id(self.run.key, str(nic.instance), "setLabels", nic.label_fingerprint)
             try:
-                op = self.gateway.set_labels(nic, labels, rid, self.deadline)
-                self.gateway.wait(op, self.deadline)
+                op = self.run.gateway.set_labels(nic, labels, rid, self.run.deadline)
+                self.run.gateway.wait(op, self.run.deadline)
             except FingerprintRace:
                 # Another handler wrote the labels first: keep its mark if it is newer.
-                nic = self.gateway.read_nic(
-                    nic.instance, self.mirror.network_interface, self.deadline
+                nic = self.run.gateway.read_nic(
+                    nic.instance, self.run.mirror.network_interface, self.run.deadline
                 )
                 continue
-            self.report.actions.append(f"record_mark:{nic.instance.name}")
+            self.run.report.actions.append(f"record_mark:{nic.instance.name}")
             return
         raise FingerprintRace(f"{nic.instance}: labels changed on every try")
-
-    # -- public IP ----------------------------------------------------------------------------
-
-    def retarget_rule(self, target_path: str) -> None:
-        """The public IP as a forwarding rule: one regional setTarget, no zone involved."""
-        target = self.plan.target
-        note = f"VIP {self.mirror.vip} is on {target.name}"
-        retarget(self.gateway, self.mirror, target_path, self.key, self.deadline, note)
-        self.report.actions.append(f"retarget_forwarding_rule:{target.name}")
-
-    def move_public(self) -> None:
-        """Free the static IP and the target's access config slot, then attach the static IP.
-
-        Former holders get an ephemeral IP back alongside the attach. If freeing fails after
-        the target's own external IP was dropped, the target gets an ephemeral one back, so
-        that no member is left without a way out.
-        """
-        public, target = self.plan.public, self.plan.target
-        if public is None or public.blocked is not None or not public.changes:
-            return
-        frees: dict[str, Callable[[], None]] = {
-            f"release:{ref.name}": partial(self._release, ref, name) for ref, name in public.release
-        }
-        if public.clear_target:
-            frees[f"clear:{target.name}"] = partial(self._clear_target, public.clear_target)
-        try:
-            _run_concurrently(frees, None)
-        except MirrorVipError:
-            if self._target_dropped:
-                self._tolerate(partial(self._restore_ephemeral, target), target)
-            raise
-        self.report.actions.extend(_public_free_actions(public, target))
-        then: dict[str, Callable[[], None]] = {}
-        if public.attach:
-            then["attach"] = self._attach
-        for ref in public.restore:
-            then[f"restore:{ref.name}"] = partial(self._restore_ephemeral, ref)
-        _run_concurrently(then, None)
-
-    def _attach(self) -> None:
-        public, config, target = self.plan.public, self.mirror.public_ip, self.plan.target
-        assert public is not None
-        assert config is not None
-        self._after_alias_patch(target)
-        rid = request_id(self.key, str(target), "addAccessConfig", self._nic(target).fingerprint)
-        try:
-            op = self.gateway.add_access_config(
-                target,
-                self.mirror.network_interface,
-                config.access_config_name,
-                rid,
-                self.deadline,
-                nat_ip=public.address,
-                network_tier=public.network_tier,
-            )
-            self.gateway.wait(op, self.deadline)
-        except Conflict:
-            # Another handler attached an access config first: fine if it is ours.
-            now = self.gateway.read_nic(target, self.mirror.network_interface, self.deadline)
-            if any(c.nat_ip == public.address for c in now.access_configs):
-                return
-            raise
-        self.report.actions.append(f"attach_public_ip:{target.name}")
-
-    def _has_own_external_ip(self, ref: InstanceRef) -> bool:
-        now = self.gateway.read_nic(ref, self.mirror.network_interface, self.deadline)
-        public = self.plan.public
-        return any(c.nat_ip and public and c.nat_ip != public.address for c in now.access_configs)
-
-    def _restore_ephemeral(self, ref: InstanceRef) -> None:
-        """Give `ref` an ephemeral external IP: it may need one to reach Google APIs."""
-        rid = request_id(self.key, str(ref), "addEphemeralAccessConfig")
-        try:
-            op = self.gateway.add_access_config(
-                ref, self.mirror.network_interface, EPHEMERAL_CONFIG_NAME, rid, self.deadline
-            )
-            self.gateway.wait(op, self.deadline)
-        except Conflict:
-            # A concurrent handler of the same event restored it first: fine if it is not ours.
-            if self._has_own_external_ip(ref):
-                return
-            raise
-        except MirrorVipError as err:
-            # A redelivery would not know that this member had an external IP: a human must.
-            raise PublicIpRefused(
-                f"{ref.name} lost its external IP and could not get an ephemeral one back: {err}"
-            ) from err
-        self.report.actions.append(f"restore_ephemeral_ip:{ref.name}")
-
-    def _clear_target(self, name: str) -> None:
-        try:
-            self._delete_access_config(self.plan.target, name)
-            self._target_dropped = True
-        finally:
-            self._target_cleared.set()
-
-    def _release(self, ref: InstanceRef, name: str) -> None:
-        self._after_alias_patch(ref)
-        self._delete_access_config(ref, name)
-
-    def _delete_access_config(self, ref: InstanceRef, name: str) -> None:
-        rid = request_id(self.key, str(ref), "deleteAccessConfig", name)
-        op = self.gateway.delete_access_config(
-            ref, self.mirror.network_interface, name, rid, self.deadline
-        )
-        self.gateway.wait(op, self.deadline)
-
-    def _after_alias_patch(self, ref: InstanceRef) -> None:
-        """Hold an access-config write to `ref` until its alias PATCH, if any, is accepted."""
-        sent = self._alias_sent.get(ref)
-        if sent is not None:
-            _wait_for(sent, self.deadline, f"{ref}: alias update")
-
-    def _tolerate(self, task: Callable[[], None], ref: InstanceRef) -> None:
-        """Run a best-effort write; its failure becomes a `failed:` action, not the move's."""
-        try:
-            task()
-        except MirrorVipError as err:
-            step = getattr(task, "func", task).__name__.strip("_")
-            self.report.actions.append(f"failed:{step}:{ref.name}")
-            self.report.notes.append(f"{step} on {ref.name}: {err}")
-
-    def _nic(self, ref: InstanceRef) -> NicState:
-        nic = self.nics[ref]
-        if isinstance(nic, Unreadable):
-            raise _unreadable_error(nic)
-        return nic
-
-
-def _wait_for(event: threading.Event, deadline: float, what: str) -> None:
-    if not event.wait(max(0.0, deadline - time.monotonic())):
-        raise OperationTimeout(f"{what} did not happen before the deadline")
-
-
-def _public_free_actions(public: PublicIpPlan, target: InstanceRef) -> list[str]:
-    actions = [f"release_public_ip:{ref.name}" for ref, _ in public.release]
-    if public.clear_target:
-        actions.append(f"drop_ephemeral_ip:{target.name}")
-    return actions
-
-
-def _unreadable_error(nic: Unreadable) -> MirrorVipError:
-    """The read's own error kind, naming the member: a 404 is permanent, a 503 is not."""
-    message = f"cannot read {nic.instance}: {nic.error}"
-    if isinstance(nic.cause, ApiUnavailable | RequestRefused | OperationTimeout):
-        return type(nic.cause)(message)
-    return RetryableError(message)
-
-
-def _run_concurrently(tasks: Mapping[str, Callable[[], None]], report: MoveReport | None) -> None:
-    """Run the tasks in parallel, wait for all of them, then raise the first failure.
-
-    Waiting for every task before raising means no write is left running unobserved. With a
-    report, each task's own duration is recorded under its name.
-
-    Raises:
-        The first retryable failure if any, else the first failure; with a report, the
-        others are kept in its notes.
-    """
-
-    def timed(name: str, task: Callable[[], None]) -> None:
-        started = time.monotonic()
-        try:
-            task()
-        finally:
-            if report:
-                report.step(name, started)
-
-    if len(tasks) <= 1:
-        for name, task in tasks.items():
-            timed(name, task)
-        return
-    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
-        futures = [pool.submit(timed, name, task) for name, task in tasks.items()]
-        errors = [error for future in futures if (error := future.exception())]
-    # A retryable failure wins over a permanent one: the redelivery it asks for finishes the
-    # other chains' work too (a mark not written, say), where an acknowledgement would lose it.
-    retryable = [error for error in errors if isinstance(error, RetryableError)]
-    if retryable or errors:
-        chosen = (retryable or errors)[0]
-        if report is not None:
-            report.notes.extend(
-                f"also failed: {type(e).__name__}: {e}" for e in errors if e is not chosen
-            )
-        raise chosen

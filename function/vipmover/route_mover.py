@@ -37,7 +37,7 @@ from .errors import (
 )
 from .event import format_rfc3339
 from .forwarding import RuleRead, plan_rule, read_rule, retarget, rule_problem
-from .mover import MoveReport, _run_concurrently
+from .move_run import MoveReport, run_concurrently
 from .plan import Mark, MarkDecision, decide_mark, instance_of
 from .route_plan import (
     ForwardingPlan,
@@ -221,7 +221,7 @@ class _Run:
         chains = {"private_ms": partial(self._routes, seen.network, plan)}
         if public.set_target is not None:
             chains["public_ms"] = partial(self._retarget, public.set_target, plan.target)
-        _run_concurrently(chains, self.report)
+        run_concurrently(chains, self.report)
         self.report.step("apply", started)
         new_holder = plan.insert is not None and seen.view.holders() != (
             instance_path(plan.target),
@@ -236,7 +236,7 @@ class _Run:
             self.report.step("insert_route", started)
             self.report.actions.append(f"insert_route:{plan.insert.holder.name}")
         deletes = {f"delete:{own.route.name}": partial(self._delete, own) for own in plan.delete}
-        _run_concurrently(deletes, None)
+        run_concurrently(deletes, None)
         if plan.rebase is not None:
             copy, low = plan.rebase
             self._insert(network, copy)

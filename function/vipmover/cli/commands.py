@@ -17,7 +17,7 @@ from typing import Any
 from ..config import InstanceRef, MirrorConfig
 from ..errors import MirrorVipError
 from ..handler import mover_for, run_recorded
-from ..mover import MoveReport
+from ..move_run import MoveReport
 from ..outcome import Outcome, log_outcome
 from ..plan import MovePlan, NicState, Unreadable, plan_move
 from .holdings import Holdings

@@ -1,6 +1,6 @@
 """A `MovePlan` as the API writes a move would send: their order and the critical path.
 
-The order is the mover's (`mover._MoveRun`): the private chain (remove the VIP from every other
+The order is the mover's (`move_run.MoveRun`): the private chain (remove the VIP from every other
 holder, then add it to the new primary), the public chain (release the static IP and drop the new
 primary's ephemeral IP, then attach the static IP and give the old holder an ephemeral IP back)
 and the high-water mark, all concurrent; a write waits only for the writes in its `after`.
