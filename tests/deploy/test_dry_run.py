@@ -14,12 +14,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .script import DEPLOY_DIR, IRIS_SA, PROJECT, Command, parse_dry_run, run_deploy, write_config
+from .script import (
+    BUILD_SA,
+    DEPLOY_DIR,
+    FUNCTION_SA,
+    IRIS_SA,
+    PROJECT,
+    TRIGGER_SA,
+    Command,
+    dry_run,
+    parse_dry_run,
+    run_deploy,
+    write_config,
+)
 
 pytestmark = pytest.mark.unit
-
-FUNCTION_SA = f"mirror-vip-function@{PROJECT}.iam.gserviceaccount.com"
-TRIGGER_SA = f"mirror-vip-trigger@{PROJECT}.iam.gserviceaccount.com"
 
 # The custom role, exactly: adding a permission must be a deliberate change to this test too.
 EXPECTED_PERMISSIONS = {
@@ -32,7 +41,6 @@ EXPECTED_PERMISSIONS = {
     "compute.addresses.list",
     "compute.addresses.use",
     "compute.subnetworks.useExternalIp",
-    "compute.networks.useExternalIp",
     "compute.zoneOperations.get",
     "compute.instances.setLabels",
     # route mode
@@ -48,12 +56,6 @@ EXPECTED_PERMISSIONS = {
     "compute.targetInstances.use",
     "compute.regionOperations.get",
 }
-
-
-def dry_run(tmp_path: Path, *steps: str, **settings: str) -> list[Command]:
-    result = run_deploy("--dry-run", *steps, config=write_config(tmp_path, **settings))
-    assert result.returncode == 0, result.stderr
-    return parse_dry_run(result.stdout)
 
 
 def only(commands: list[Command], *words: str) -> Command:
@@ -87,6 +89,7 @@ def test_function_is_deployed_gen2_internal_only_with_retry(
     assert deploy.flag("project") == PROJECT
     assert deploy.flag("service-account") == FUNCTION_SA
     assert deploy.flag("trigger-service-account") == TRIGGER_SA
+    assert deploy.flag("build-service-account") == f"projects/{PROJECT}/serviceAccounts/{BUILD_SA}"
     assert deploy.flag("ingress-settings") == "internal-only"
     assert deploy.flag("max-instances") == "10"
     assert deploy.flag("concurrency") == "1"
@@ -227,29 +230,23 @@ def test_invalid_mirror_config_stops_before_deploying(tmp_path: Path) -> None:
     )
 
 
-def test_custom_role_holds_exactly_the_movers_permissions(commands: list[Command]) -> None:
-    create = only(commands, "gcloud", "iam", "roles", "create")
-    role_file = Path(create.flag("file") or "")
-    assert role_file == Path("deploy/gcp/function-role.yaml")  # relative to the repository root
+def test_custom_roles_hold_exactly_the_movers_permissions_once(commands: list[Command]) -> None:
     role = yaml.safe_load((DEPLOY_DIR / "function-role.yaml").read_text())
     permissions = role["includedPermissions"]
     assert len(permissions) == len(set(permissions)), "duplicate permission"
     assert set(permissions) == EXPECTED_PERMISSIONS
-    assert role["stage"] == "GA"
-
-
-def test_function_service_account_gets_only_the_custom_role(commands: list[Command]) -> None:
-    grants = [c for c in commands if c.flag("member") == f"serviceAccount:{FUNCTION_SA}"]
-    assert [(c.words[:4], c.flag("role")) for c in grants] == [
-        (
-            ("gcloud", "projects", "add-iam-policy-binding", PROJECT),
-            f"projects/{PROJECT}/roles/mirrorVipMover",
-        )
+    created = [
+        json.loads(Path(c.flag("file") or "").read_text())
+        for c in commands
+        if c.startswith("gcloud", "iam", "roles", "create")
     ]
+    granted = [p for each in created for p in each["includedPermissions"]]
+    assert sorted(granted) == sorted(EXPECTED_PERMISSIONS)  # each in exactly one role
+    assert {each["stage"] for each in created} == {"GA"}
 
 
 def test_iris_vms_may_only_publish_to_the_one_topic(commands: list[Command]) -> None:
-    grants = [c for c in commands if IRIS_SA in " ".join(c.argv)]
+    grants = [c for c in commands if IRIS_SA in (c.flag("member") or "")]
     assert len(grants) == 1
     (grant,) = grants
     assert grant.words == (
@@ -401,7 +398,7 @@ def test_teardown_removes_everything_deploy_creates(tmp_path: Path) -> None:
         for i, c in enumerate(teardown)
         if c.startswith("gcloud", "iam", "service-accounts", "delete")
     ]
-    assert len(removes) == 2
+    assert len(removes) == 7  # 2 of the function, 3 of the build, the trigger's, the legacy role's
     assert max(removes) < min(account_deletes)
     assert not [c for c in teardown if c.words[3:4] == ("create",)]
 
