@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+
+from vipmover.safeguards_config import DEFAULT_TAKEOVER_MINUTES, DEFAULT_TAKEOVER_MOVES
 
 from .script import (
     BUILD_SA,
@@ -429,3 +432,55 @@ def test_unknown_step_is_refused(tmp_path: Path) -> None:
     result = run_deploy("--dry-run", "everything", config=write_config(tmp_path))
     assert result.returncode != 0
     assert "unknown argument 'everything'" in result.stderr
+
+
+def rendered_policies(commands: list[Command]) -> dict[str, dict[str, Any]]:
+    """displayName -> the policy file a dry run would create."""
+    bodies = [
+        yaml.safe_load(Path(c.flag("policy-from-file") or "").read_text())
+        for c in commands
+        if c.startswith("gcloud", "alpha", "monitoring", "policies", "create")
+    ]
+    return {body["displayName"]: body for body in bodies}
+
+
+def burst_condition(policies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (condition,) = policies["mirror-vip: VIP moving too often"]["conditions"]
+    threshold: dict[str, Any] = condition["conditionThreshold"]
+    return threshold
+
+
+def test_move_burst_defaults_to_the_functions_takeover_limit(commands: list[Command]) -> None:
+    threshold = burst_condition(rendered_policies(commands))
+    assert threshold["thresholdValue"] == DEFAULT_TAKEOVER_MOVES
+    window = f"{DEFAULT_TAKEOVER_MINUTES * 60}s"
+    assert threshold["aggregations"][0]["alignmentPeriod"] == window
+
+
+def test_move_burst_and_notice_channel_are_configurable(tmp_path: Path) -> None:
+    notice = f"projects/{PROJECT}/notificationChannels/chat"
+    commands = dry_run(
+        tmp_path,
+        "monitoring",
+        MOVE_BURST_MOVES="5",
+        MOVE_BURST_MINUTES="30",
+        NOTICE_CHANNEL=notice,
+    )
+    policies = rendered_policies(commands)
+    threshold = burst_condition(policies)
+    assert threshold["thresholdValue"] == 5
+    assert threshold["aggregations"][0]["alignmentPeriod"] == "1800s"
+    channels = {name: body["notificationChannels"] for name, body in policies.items()}
+    assert channels.pop("mirror-vip: VIP moved") == [notice]  # a notification
+    assert set(map(tuple, channels.values())) == {("DRY_RUN_CHANNEL",)}  # pages
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("MOVE_BURST_MOVES", "0"), ("MOVE_BURST_MINUTES", "1441")]
+)
+def test_move_burst_settings_are_checked(tmp_path: Path, setting: str, value: str) -> None:
+    result = run_deploy(
+        "--dry-run", "monitoring", config=write_config(tmp_path, **{setting: value})
+    )
+    assert result.returncode != 0
+    assert f"{setting} must be" in result.stderr
