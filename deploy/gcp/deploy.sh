@@ -4,8 +4,8 @@
 # what is missing and updates what exists. See docs/deploy-gcp.md.
 #
 # Usage: deploy/gcp/deploy.sh [--config FILE] [--dry-run] [STEP...]
-#   STEP: all (default) | apis | pubsub | iam | targets | function | deadletter | monitoring |
-#         teardown
+#   STEP: all (default) | apis | pubsub | iam | targets | function | egress | deadletter |
+#         monitoring | teardown
 #   --config FILE  settings (default deploy/gcp/deploy.env; see deploy.env.example)
 #   --dry-run      print every gcloud command, one per line, shell-quoted, without running any;
 #                  values that only the cloud can tell (project number, the trigger's subscription,
@@ -17,11 +17,12 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 cd "$REPO_ROOT"   # --source=function is relative to the repository root
 
-ALL_STEPS=(apis pubsub iam targets function deadletter monitoring)
+ALL_STEPS=(apis pubsub iam targets function egress deadletter monitoring)
 SETTINGS=(PROJECT REGION TOPIC DEAD_LETTER_TOPIC DEAD_LETTER_SUBSCRIPTION FUNCTION_NAME
   MIRROR_CONFIG_FILE IRIS_VM_SERVICE_ACCOUNT NOTIFICATION_CHANNEL ALERT_EMAIL FUNCTION_SA_NAME
   TRIGGER_SA_NAME CUSTOM_ROLE_ID MAX_INSTANCES MIN_INSTANCES MAX_DELIVERY_ATTEMPTS FUNCTION_TIMEOUT
-  BUILD_DIR PYTHON)
+  BUILD_DIR PYTHON BUILD_SA_NAME EGRESS_SUBNET HEALTH_FIREWALL_RULE NOTICE_CHANNEL MOVE_BURST_MOVES
+  MOVE_BURST_MINUTES)
 APIS=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
   artifactregistry.googleapis.com eventarc.googleapis.com pubsub.googleapis.com
   compute.googleapis.com iam.googleapis.com logging.googleapis.com monitoring.googleapis.com)
@@ -57,7 +58,8 @@ while (($#)); do
     --config=*) CONFIG="${1#--config=}" ;;
     -h | --help) usage; exit 0 ;;
     all) STEPS+=("${ALL_STEPS[@]}") ;;
-    apis | pubsub | iam | targets | function | deadletter | monitoring | teardown) STEPS+=("$1") ;;
+    apis | pubsub | iam | targets | function | egress | deadletter | monitoring | teardown)
+      STEPS+=("$1") ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
   shift
@@ -81,6 +83,12 @@ done
 : "${FUNCTION_SA_NAME:=mirror-vip-function}"
 : "${TRIGGER_SA_NAME:=mirror-vip-trigger}"
 : "${CUSTOM_ROLE_ID:=mirrorVipMover}"
+: "${BUILD_SA_NAME:=mirror-vip-build}"
+: "${EGRESS_SUBNET:=}"
+: "${HEALTH_FIREWALL_RULE:=mirror-vip-health-probes}"
+: "${NOTICE_CHANNEL:=}"
+: "${MOVE_BURST_MOVES:=3}"
+: "${MOVE_BURST_MINUTES:=10}"
 : "${MAX_INSTANCES:=10}"
 : "${MIN_INSTANCES:=0}"
 : "${MAX_DELIVERY_ATTEMPTS:=10}"
@@ -102,10 +110,18 @@ require PROJECT
 ((MAX_DELIVERY_ATTEMPTS >= 5 && MAX_DELIVERY_ATTEMPTS <= 100)) ||
   die "MAX_DELIVERY_ATTEMPTS must be 5..100 (Pub/Sub's limits), got $MAX_DELIVERY_ATTEMPTS"
 [[ "$MAX_INSTANCES" =~ ^[1-9][0-9]*$ ]] || die "MAX_INSTANCES must be a positive integer, got '$MAX_INSTANCES'"
+[[ "$MOVE_BURST_MOVES" =~ ^[1-9][0-9]*$ ]] ||
+  die "MOVE_BURST_MOVES must be a positive integer, got '$MOVE_BURST_MOVES'"
+# Cloud Monitoring's alignment period (the window) may not exceed one day.
+if ! [[ "$MOVE_BURST_MINUTES" =~ ^[1-9][0-9]*$ ]] || ((MOVE_BURST_MINUTES > 1440)); then
+  die "MOVE_BURST_MINUTES must be 1..1440, got '$MOVE_BURST_MINUTES'"
+fi
 
 FUNCTION_SA="${FUNCTION_SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
 TRIGGER_SA="${TRIGGER_SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
-ROLE_NAME="projects/${PROJECT}/roles/${CUSTOM_ROLE_ID}"
+BUILD_SA="${BUILD_SA_NAME}@${PROJECT}.iam.gserviceaccount.com"
+# Before the role was split by scope (render_iam.py), CUSTOM_ROLE_ID itself was bound project-wide.
+LEGACY_ROLE_NAME="projects/${PROJECT}/roles/${CUSTOM_ROLE_ID}"
 DLQ_TOPIC_PATH="projects/${PROJECT}/topics/${DEAD_LETTER_TOPIC}"
 
 if [[ -z "$BUILD_DIR" ]]; then
@@ -246,29 +262,162 @@ ensure_service_account() {
   fi
 }
 
-step_iam() {
-  require IRIS_VM_SERVICE_ACCOUNT
-  say "custom role, service accounts and bindings"
-  local deleted
-  if probe deleted gcloud iam roles describe "$CUSTOM_ROLE_ID" --project="$PROJECT" \
-    --format='value(deleted)'; then
+# The function's custom roles and where each is bound, one line per thing (render_iam.py's
+# docstring): function-role.yaml split by the scope GCE allows for each permission, narrowed to the
+# resources of the mirror config. Writes the role and condition files into BUILD_DIR.
+function_iam_plan() {
+  require MIRROR_CONFIG_FILE
+  "$PYTHON" "$SCRIPT_DIR/render_iam.py" --role-file deploy/gcp/function-role.yaml \
+    --mirror-config "$MIRROR_CONFIG_FILE" --project "$PROJECT" --role-prefix "$CUSTOM_ROLE_ID" \
+    --out-dir "$BUILD_DIR" || die "invalid role file or mirror config $MIRROR_CONFIG_FILE"
+}
+
+# Create or update a project custom role from a file: ensure_role ID FILE.
+ensure_role() {
+  local id="$1" file="$2" deleted
+  if probe deleted gcloud iam roles describe "$id" --project="$PROJECT" --format='value(deleted)'; then
     # Within 7 days of a teardown the role can be undeleted (its id stays taken for 37 days).
     if [[ "$deleted" == "True" ]]; then
-      run gcloud iam roles undelete "$CUSTOM_ROLE_ID" --project="$PROJECT"
+      run gcloud iam roles undelete "$id" --project="$PROJECT"
     fi
-    run gcloud iam roles update "$CUSTOM_ROLE_ID" --project="$PROJECT" \
-      --file="deploy/gcp/function-role.yaml" --quiet
+    run gcloud iam roles update "$id" --project="$PROJECT" --file="$file" --quiet
   else
-    run gcloud iam roles create "$CUSTOM_ROLE_ID" --project="$PROJECT" \
-      --file="deploy/gcp/function-role.yaml"
+    run gcloud iam roles create "$id" --project="$PROJECT" --file="$file"
   fi
+}
+
+# The subnetwork of a member's NIC, as projects/P/regions/R/subnetworks/S: member_subnetwork ZONE
+# INSTANCE NIC_INDEX. The mirror config does not name it; the VM does.
+member_subnetwork() {
+  local zone="$1" instance="$2" nic="$3" url
+  url="$(read_value "projects/$PROJECT/regions/${zone%-*}/subnetworks/DRY_RUN_SUBNETWORK_OF_$instance" \
+    gcloud compute instances describe "$instance" --zone="$zone" --project="$PROJECT" \
+    --format="value(networkInterfaces[$nic].subnetwork)")"
+  [[ "$url" == */subnetworks/* ]] || die "$instance has no subnetwork on nic$nic"
+  [[ "$url" == projects/* ]] || url="projects/${url##*/projects/}"
+  echo "$url"
+}
+
+# Run a binding command: apply_binding add|remove WHAT COMMAND... A failed grant stops the
+# deployment; a failed revoke is a binding (or resource) already gone.
+apply_binding() {
+  local verb="$1" what="$2"
+  shift 2
+  if [[ "$verb" == add ]]; then
+    run_with_retries "$@" || die "could not grant $what"
+  else
+    run "$@" || echo "($what: already gone)" >&2
+  fi
+}
+
+# A project binding of the function's account: project_binding add|remove ROLE_ID CONDITION_FILE|-
+# CONDITION_TITLE. The title carries a digest of the condition, so a changed mirror config (a new
+# condition) replaces the old binding instead of adding one beside it.
+project_binding() {
+  local verb="$1" role="projects/$PROJECT/roles/$2" file="$3" title="${4:-}" current
+  local member="serviceAccount:${FUNCTION_SA}"
+  if [[ "$verb" == remove ]]; then
+    apply_binding remove "$role on $PROJECT" gcloud projects remove-iam-policy-binding "$PROJECT" \
+      --member="$member" --role="$role" --all --quiet
+  elif [[ "$file" == - ]]; then
+    apply_binding add "$role on $PROJECT" gcloud projects add-iam-policy-binding "$PROJECT" \
+      --member="$member" --role="$role" --condition=None --quiet
+  else
+    current="$(read_value "" gcloud projects get-iam-policy "$PROJECT" \
+      --flatten='bindings[].members' --filter="bindings.role=$role AND bindings.members=$member" \
+      --format='value(bindings.condition.title)')"
+    [[ "$current" == "$title" ]] && return 0
+    if [[ -n "$current" ]]; then
+      run gcloud projects remove-iam-policy-binding "$PROJECT" --member="$member" --role="$role" \
+        --all --quiet
+    fi
+    apply_binding add "$role on $PROJECT" gcloud projects add-iam-policy-binding "$PROJECT" \
+      --member="$member" --role="$role" --condition-from-file="$file" --quiet
+  fi
+}
+
+# Grant (add) or revoke (remove) every binding of the function's account that the plan lists.
+function_bindings() {
+  local verb="$1" plan="$2" kind role a b c subnet region seen=" "
+  local member="serviceAccount:${FUNCTION_SA}"
+  while read -r kind role a b c; do
+    case "$kind" in
+      project) project_binding "$verb" "$role" "$b" "$c" ;;
+      instance)
+        apply_binding "$verb" "$role on instance $b" gcloud compute instances \
+          "$verb-iam-policy-binding" "$b" --zone="$a" --project="$PROJECT" --member="$member" \
+          --role="projects/$PROJECT/roles/$role" --condition=None --quiet
+        ;;
+      subnetwork)
+        subnet="$(member_subnetwork "$a" "$b" "$c")"
+        [[ "$seen" == *" $role/$subnet "* ]] && continue # members share their subnetwork
+        seen+="$role/$subnet "
+        region="${subnet#*/regions/}"
+        apply_binding "$verb" "$role on $subnet" gcloud compute networks subnets \
+          "$verb-iam-policy-binding" "${subnet##*/}" --region="${region%%/*}" --project="$PROJECT" \
+          --member="$member" --role="projects/$PROJECT/roles/$role" --condition=None --quiet
+        ;;
+    esac
+  done < <(grep -v '^role ' <<<"$plan")
+}
+
+# The account that builds the function's image (gcloud functions deploy --build-service-account):
+# write its build logs, push to the function's image repository, read the uploaded sources. Both
+# repositories are created by the first deployment, so their grants are project bindings conditioned
+# on their names.
+build_sa_bindings() {
+  local verb="$1" number member="serviceAccount:${BUILD_SA}"
+  number="$(read_value DRY_RUN_PROJECT_NUMBER gcloud projects describe "$PROJECT" \
+    --format='value(projectNumber)')"
+  local -a grants=(
+    "roles/logging.logWriter|"
+    "roles/artifactregistry.writer|resource.name == \"projects/$PROJECT/locations/$REGION/repositories/gcf-artifacts\""
+    "roles/storage.objectViewer|resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-$number-$REGION\")"
+  )
+  local grant role expression condition
+  for grant in "${grants[@]}"; do
+    role="${grant%%|*}" expression="${grant#*|}" condition=None
+    [[ -z "$expression" ]] || condition="^;^title=mirror-vip build: ${role#roles/};expression=$expression"
+    if [[ "$verb" == add ]]; then
+      apply_binding add "$role to $BUILD_SA" gcloud projects add-iam-policy-binding "$PROJECT" \
+        --member="$member" --role="$role" --condition="$condition" --quiet
+    else
+      apply_binding remove "$role to $BUILD_SA" gcloud projects remove-iam-policy-binding \
+        "$PROJECT" --member="$member" --role="$role" --all --quiet
+    fi
+  done
+}
+
+# Deployments before the split bound CUSTOM_ROLE_ID itself on the project: revoke it and delete the
+# role, once the scoped bindings are in place (make before break).
+retire_project_wide_role() {
+  local deleted
+  if probe deleted gcloud iam roles describe "$CUSTOM_ROLE_ID" --project="$PROJECT" \
+    --format='value(deleted)' && [[ "$deleted" != "True" ]]; then
+    run gcloud projects remove-iam-policy-binding "$PROJECT" --member="serviceAccount:${FUNCTION_SA}" \
+      --role="$LEGACY_ROLE_NAME" --all --quiet || echo "(no project-wide binding left)" >&2
+    run gcloud iam roles delete "$CUSTOM_ROLE_ID" --project="$PROJECT" --quiet
+  fi
+}
+
+step_iam() {
+  require IRIS_VM_SERVICE_ACCOUNT REGION
+  say "custom roles, service accounts and bindings"
+  local plan id file
+  plan="$(function_iam_plan)"
+  while read -r _ id file; do
+    ensure_role "$id" "$file"
+  done < <(grep '^role ' <<<"$plan")
 
   ensure_service_account "$FUNCTION_SA_NAME" "mirror-vip function (moves the VIP)"
   ensure_service_account "$TRIGGER_SA_NAME" "mirror-vip Eventarc trigger (invokes the function)"
+  ensure_service_account "$BUILD_SA_NAME" "mirror-vip function build (builds its image)"
 
-  # The function: the custom role, nothing else (stdout logs need no role on Cloud Run).
-  run_with_retries gcloud projects add-iam-policy-binding "$PROJECT" \
-    --member="serviceAccount:${FUNCTION_SA}" --role="$ROLE_NAME" --condition=None --quiet
+  # The function: its roles on the member VMs, their subnetworks, the configured addresses, rules
+  # and routes, and project-wide reads only (stdout logs need no role on Cloud Run).
+  function_bindings add "$plan"
+  retire_project_wide_role
+  build_sa_bindings add
   # The trigger: receive events; run.invoker on the function's service is granted after deploy.
   run_with_retries gcloud projects add-iam-policy-binding "$PROJECT" \
     --member="serviceAccount:${TRIGGER_SA}" --role=roles/eventarc.eventReceiver --condition=None --quiet
@@ -323,6 +472,7 @@ step_function() {
     --runtime=python312 --source=function --entry-point=on_mirror_event \
     --trigger-topic="$TOPIC" --retry \
     --service-account="$FUNCTION_SA" --trigger-service-account="$TRIGGER_SA" \
+    --build-service-account="projects/${PROJECT}/serviceAccounts/${BUILD_SA}" \
     --timeout="$FUNCTION_TIMEOUT" --max-instances="$max_instances" \
     --min-instances="$MIN_INSTANCES" --concurrency=1 --memory=512Mi \
     --env-vars-file="$env_file" --ingress-settings=internal-only --quiet
@@ -336,6 +486,42 @@ step_function() {
     run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
       --ack-deadline="$TRIGGER_ACK_DEADLINE_S"
   fi
+}
+
+# Corroboration: before a takeover the function asks the members' IRIS health endpoints, at their
+# private IPs. Deployed, it reaches them through Direct VPC egress from EGRESS_SUBNET (private
+# ranges only: Google APIs stay on the default path), and one firewall rule lets exactly that
+# subnet's range reach the members (by their service account) on the health port(s) of the mirror
+# config. The installed gcloud's `functions deploy` has no Direct VPC flags, so egress is set on the
+# function's Cloud Run service: run this step after every `function` step (`all` does), as a
+# function deployment writes the service anew.
+step_egress() {
+  require REGION MIRROR_CONFIG_FILE
+  local ports port rules="" network range
+  ports="$("$PYTHON" "$SCRIPT_DIR/render_function_env.py" --mirror-config "$MIRROR_CONFIG_FILE" \
+    --project "$PROJECT" --health-ports)" || die "invalid mirror config $MIRROR_CONFIG_FILE"
+  if [[ -z "$ports" ]]; then
+    say "corroboration is off for every mirror: no Direct VPC egress and no health-port firewall rule"
+    return 0
+  fi
+  require EGRESS_SUBNET IRIS_VM_SERVICE_ACCOUNT
+  say "Direct VPC egress from $EGRESS_SUBNET; firewall rule $HEALTH_FIREWALL_RULE to tcp port(s) $ports"
+  for port in $ports; do rules+="${rules:+,}tcp:$port"; done
+  read -r network range <<<"$(read_value "DRY_RUN_EGRESS_NETWORK DRY_RUN_EGRESS_RANGE" \
+    gcloud compute networks subnets describe "$EGRESS_SUBNET" --region="$REGION" \
+    --project="$PROJECT" --format='value[separator=" "](network.basename(),ipCidrRange)')"
+  [[ -n "$range" ]] || die "subnet $EGRESS_SUBNET in $REGION has no range (does it exist?)"
+  if exists gcloud compute firewall-rules describe "$HEALTH_FIREWALL_RULE" --project="$PROJECT"; then
+    run gcloud compute firewall-rules update "$HEALTH_FIREWALL_RULE" --project="$PROJECT" \
+      --rules="$rules" --source-ranges="$range" --target-service-accounts="$IRIS_VM_SERVICE_ACCOUNT"
+  else
+    run gcloud compute firewall-rules create "$HEALTH_FIREWALL_RULE" --project="$PROJECT" \
+      --network="$network" --direction=INGRESS --action=ALLOW --rules="$rules" \
+      --source-ranges="$range" --target-service-accounts="$IRIS_VM_SERVICE_ACCOUNT" \
+      --description="mirror-vip: the function's health probes (Direct VPC egress from $EGRESS_SUBNET)"
+  fi
+  run gcloud run services update "$FUNCTION_NAME" --project="$PROJECT" --region="$REGION" \
+    --network="$network" --subnet="$EGRESS_SUBNET" --vpc-egress=private-ranges-only --quiet
 }
 
 # The Pub/Sub subscription of the function's Eventarc trigger, which the function deployment owns.
@@ -416,8 +602,10 @@ step_monitoring() {
   channel="$(notification_channel)"
   for file in deploy/gcp/alerts/*.yaml; do
     policy="$BUILD_DIR/alert-$(basename "$file")"
+    # NOTICE_CHANNEL: where notifications that are not pages go (every move); default: the same.
     render "$file" "$policy" "DEAD_LETTER_SUBSCRIPTION=$DEAD_LETTER_SUBSCRIPTION" \
-      "NOTIFICATION_CHANNEL=$channel"
+      "NOTIFICATION_CHANNEL=$channel" "NOTICE_CHANNEL=${NOTICE_CHANNEL:-$channel}" \
+      "MOVE_BURST_MOVES=$MOVE_BURST_MOVES" "MOVE_BURST_WINDOW=$((MOVE_BURST_MINUTES * 60))s"
     display="$(sed -n 's/^displayName: "\(.*\)"$/\1/p' "$file")"
     existing="$(read_value "" gcloud alpha monitoring policies list --project="$PROJECT" \
       --filter="displayName=\"${display}\"" --format='value(name)' --limit=1)"
@@ -442,7 +630,7 @@ step_teardown() {
   require REGION
   say "removing everything deploy.sh created"
   DRY_RUN_EXISTS=0
-  local file display name deleted
+  local file display name deleted plan id
   for file in deploy/gcp/alerts/*.yaml; do
     display="$(sed -n 's/^displayName: "\(.*\)"$/\1/p' "$file")"
     for name in $(read_value DRY_RUN_POLICY gcloud alpha monitoring policies list --project="$PROJECT" \
@@ -476,22 +664,29 @@ step_teardown() {
   delete_if gcloud pubsub topics describe "$TOPIC" --project="$PROJECT" -- \
     gcloud pubsub topics delete "$TOPIC" --project="$PROJECT" --quiet
 
-  # Project bindings first, so no "deleted:serviceAccount:..." members are left behind.
-  run gcloud projects remove-iam-policy-binding "$PROJECT" \
-    --member="serviceAccount:${FUNCTION_SA}" --role="$ROLE_NAME" --condition=None --quiet ||
-    echo "(binding of $FUNCTION_SA already gone)" >&2
-  run gcloud projects remove-iam-policy-binding "$PROJECT" \
-    --member="serviceAccount:${TRIGGER_SA}" --role=roles/eventarc.eventReceiver --condition=None --quiet ||
-    echo "(binding of $TRIGGER_SA already gone)" >&2
-  delete_if gcloud iam service-accounts describe "$FUNCTION_SA" --project="$PROJECT" -- \
-    gcloud iam service-accounts delete "$FUNCTION_SA" --project="$PROJECT" --quiet
-  delete_if gcloud iam service-accounts describe "$TRIGGER_SA" --project="$PROJECT" -- \
-    gcloud iam service-accounts delete "$TRIGGER_SA" --project="$PROJECT" --quiet
+  delete_if gcloud compute firewall-rules describe "$HEALTH_FIREWALL_RULE" --project="$PROJECT" -- \
+    gcloud compute firewall-rules delete "$HEALTH_FIREWALL_RULE" --project="$PROJECT" --quiet
+
+  # Bindings first, so no "deleted:serviceAccount:..." members are left behind. The function's
+  # are those of the current mirror config: a member removed from it since keeps its binding.
+  plan="$(function_iam_plan)"
+  function_bindings remove "$plan"
+  build_sa_bindings remove
+  apply_binding remove "roles/eventarc.eventReceiver to $TRIGGER_SA" gcloud projects \
+    remove-iam-policy-binding "$PROJECT" --member="serviceAccount:${TRIGGER_SA}" \
+    --role=roles/eventarc.eventReceiver --condition=None --quiet
+  retire_project_wide_role
+  for name in "$FUNCTION_SA" "$TRIGGER_SA" "$BUILD_SA"; do
+    delete_if gcloud iam service-accounts describe "$name" --project="$PROJECT" -- \
+      gcloud iam service-accounts delete "$name" --project="$PROJECT" --quiet
+  done
   # A deleted custom role can be undeleted for 7 days; deploy.sh does so when re-run.
-  if probe deleted gcloud iam roles describe "$CUSTOM_ROLE_ID" --project="$PROJECT" \
-    --format='value(deleted)' && [[ "$deleted" != "True" ]]; then
-    run gcloud iam roles delete "$CUSTOM_ROLE_ID" --project="$PROJECT" --quiet
-  fi
+  while read -r _ id _; do
+    if probe deleted gcloud iam roles describe "$id" --project="$PROJECT" \
+      --format='value(deleted)' && [[ "$deleted" != "True" ]]; then
+      run gcloud iam roles delete "$id" --project="$PROJECT" --quiet
+    fi
+  done < <(grep '^role ' <<<"$plan")
 }
 
 for step in "${STEPS[@]}"; do

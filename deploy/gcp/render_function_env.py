@@ -34,6 +34,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "function"))
@@ -127,6 +128,23 @@ def member_lines(raw: Any, project: str) -> list[str]:
     ]
 
 
+def health_ports(raw: Any, project: str) -> list[int]:
+    """The TCP ports of the members' health endpoints that the function probes (corroboration,
+    with deploy's default for a mirror that does not say), for deploy.sh's firewall rule; empty
+    when every mirror switches corroboration off.
+
+    Raises:
+        ConfigError: naming the first invalid field.
+    """
+    config = parse_config(with_corroboration(raw), default_project=lambda: project)
+    ports = set()
+    for mirror in config.mirrors.values():
+        if mirror.corroborate is not None:
+            parts = urlsplit(mirror.corroborate.url.format(ip="10.0.0.1", instance="vm", zone="z"))
+            ports.add(parts.port or (443 if parts.scheme == "https" else 80))
+    return sorted(ports)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--mirror-config", type=Path, required=True)
@@ -135,11 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--members", action="store_true", help="print one line per member instead (member_lines)"
     )
+    parser.add_argument(
+        "--health-ports", action="store_true", help="print the health ports instead (health_ports)"
+    )
     parser.add_argument("--topic", help="projects/P/topics/T: the identity tokens' audience")
     args = parser.parse_args(argv)
-    if not args.members and args.out is None:
-        parser.error("--out is required unless --members")
+    if not (args.members or args.health_ports) and args.out is None:
+        parser.error("--out is required unless --members or --health-ports")
     try:
+        if args.health_ports:
+            text = args.mirror_config.read_text(encoding="utf-8")
+            raw = decode_document(text, str(args.mirror_config))
+            print(" ".join(map(str, health_ports(raw, args.project))))
+            return 0
         if args.members:
             text = args.mirror_config.read_text(encoding="utf-8")
             raw = decode_document(text, str(args.mirror_config))

@@ -16,6 +16,10 @@ DEPLOY_DIR = REPO_ROOT / "deploy" / "gcp"
 DEPLOY_SH = DEPLOY_DIR / "deploy.sh"
 PROJECT = "demo-mirror-vip"
 IRIS_SA = f"iris-vm@{PROJECT}.iam.gserviceaccount.com"
+FUNCTION_SA = f"mirror-vip-function@{PROJECT}.iam.gserviceaccount.com"
+TRIGGER_SA = f"mirror-vip-trigger@{PROJECT}.iam.gserviceaccount.com"
+BUILD_SA = f"mirror-vip-build@{PROJECT}.iam.gserviceaccount.com"
+EGRESS_SUBNET = "mirror-vip-egress"
 
 
 def write_config(directory: Path, **settings: str) -> Path:
@@ -26,6 +30,7 @@ def write_config(directory: Path, **settings: str) -> Path:
         "MIRROR_CONFIG_FILE": str(DEPLOY_DIR / "mirrors.example.yaml"),
         "IRIS_VM_SERVICE_ACCOUNT": IRIS_SA,
         "ALERT_EMAIL": "oncall@example.com",
+        "EGRESS_SUBNET": EGRESS_SUBNET,
         "BUILD_DIR": str(directory / "build"),
     } | settings
     path = directory / "deploy.env"
@@ -55,6 +60,13 @@ class Command:
 
     def startswith(self, *words: str) -> bool:
         return self.words[: len(words)] == words
+
+
+def dry_run(directory: Path, *steps: str, **settings: str) -> list[Command]:
+    """The commands of a dry run of `steps` with `write_config(directory, **settings)`."""
+    result = run_deploy("--dry-run", *steps, config=write_config(directory, **settings))
+    assert result.returncode == 0, result.stderr
+    return parse_dry_run(result.stdout)
 
 
 def parse_dry_run(stdout: str) -> list[Command]:

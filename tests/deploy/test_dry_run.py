@@ -10,16 +10,28 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from .script import DEPLOY_DIR, IRIS_SA, PROJECT, Command, parse_dry_run, run_deploy, write_config
+from vipmover.safeguards_config import DEFAULT_TAKEOVER_MINUTES, DEFAULT_TAKEOVER_MOVES
+
+from .script import (
+    BUILD_SA,
+    DEPLOY_DIR,
+    FUNCTION_SA,
+    IRIS_SA,
+    PROJECT,
+    TRIGGER_SA,
+    Command,
+    dry_run,
+    parse_dry_run,
+    run_deploy,
+    write_config,
+)
 
 pytestmark = pytest.mark.unit
-
-FUNCTION_SA = f"mirror-vip-function@{PROJECT}.iam.gserviceaccount.com"
-TRIGGER_SA = f"mirror-vip-trigger@{PROJECT}.iam.gserviceaccount.com"
 
 # The custom role, exactly: adding a permission must be a deliberate change to this test too.
 EXPECTED_PERMISSIONS = {
@@ -32,7 +44,6 @@ EXPECTED_PERMISSIONS = {
     "compute.addresses.list",
     "compute.addresses.use",
     "compute.subnetworks.useExternalIp",
-    "compute.networks.useExternalIp",
     "compute.zoneOperations.get",
     "compute.instances.setLabels",
     # route mode
@@ -48,12 +59,6 @@ EXPECTED_PERMISSIONS = {
     "compute.targetInstances.use",
     "compute.regionOperations.get",
 }
-
-
-def dry_run(tmp_path: Path, *steps: str, **settings: str) -> list[Command]:
-    result = run_deploy("--dry-run", *steps, config=write_config(tmp_path, **settings))
-    assert result.returncode == 0, result.stderr
-    return parse_dry_run(result.stdout)
 
 
 def only(commands: list[Command], *words: str) -> Command:
@@ -87,6 +92,7 @@ def test_function_is_deployed_gen2_internal_only_with_retry(
     assert deploy.flag("project") == PROJECT
     assert deploy.flag("service-account") == FUNCTION_SA
     assert deploy.flag("trigger-service-account") == TRIGGER_SA
+    assert deploy.flag("build-service-account") == f"projects/{PROJECT}/serviceAccounts/{BUILD_SA}"
     assert deploy.flag("ingress-settings") == "internal-only"
     assert deploy.flag("max-instances") == "10"
     assert deploy.flag("concurrency") == "1"
@@ -227,29 +233,23 @@ def test_invalid_mirror_config_stops_before_deploying(tmp_path: Path) -> None:
     )
 
 
-def test_custom_role_holds_exactly_the_movers_permissions(commands: list[Command]) -> None:
-    create = only(commands, "gcloud", "iam", "roles", "create")
-    role_file = Path(create.flag("file") or "")
-    assert role_file == Path("deploy/gcp/function-role.yaml")  # relative to the repository root
+def test_custom_roles_hold_exactly_the_movers_permissions_once(commands: list[Command]) -> None:
     role = yaml.safe_load((DEPLOY_DIR / "function-role.yaml").read_text())
     permissions = role["includedPermissions"]
     assert len(permissions) == len(set(permissions)), "duplicate permission"
     assert set(permissions) == EXPECTED_PERMISSIONS
-    assert role["stage"] == "GA"
-
-
-def test_function_service_account_gets_only_the_custom_role(commands: list[Command]) -> None:
-    grants = [c for c in commands if c.flag("member") == f"serviceAccount:{FUNCTION_SA}"]
-    assert [(c.words[:4], c.flag("role")) for c in grants] == [
-        (
-            ("gcloud", "projects", "add-iam-policy-binding", PROJECT),
-            f"projects/{PROJECT}/roles/mirrorVipMover",
-        )
+    created = [
+        json.loads(Path(c.flag("file") or "").read_text())
+        for c in commands
+        if c.startswith("gcloud", "iam", "roles", "create")
     ]
+    granted = [p for each in created for p in each["includedPermissions"]]
+    assert sorted(granted) == sorted(EXPECTED_PERMISSIONS)  # each in exactly one role
+    assert {each["stage"] for each in created} == {"GA"}
 
 
 def test_iris_vms_may_only_publish_to_the_one_topic(commands: list[Command]) -> None:
-    grants = [c for c in commands if IRIS_SA in " ".join(c.argv)]
+    grants = [c for c in commands if IRIS_SA in (c.flag("member") or "")]
     assert len(grants) == 1
     (grant,) = grants
     assert grant.words == (
@@ -401,7 +401,7 @@ def test_teardown_removes_everything_deploy_creates(tmp_path: Path) -> None:
         for i, c in enumerate(teardown)
         if c.startswith("gcloud", "iam", "service-accounts", "delete")
     ]
-    assert len(removes) == 2
+    assert len(removes) == 7  # 2 of the function, 3 of the build, the trigger's, the legacy role's
     assert max(removes) < min(account_deletes)
     assert not [c for c in teardown if c.words[3:4] == ("create",)]
 
@@ -432,3 +432,55 @@ def test_unknown_step_is_refused(tmp_path: Path) -> None:
     result = run_deploy("--dry-run", "everything", config=write_config(tmp_path))
     assert result.returncode != 0
     assert "unknown argument 'everything'" in result.stderr
+
+
+def rendered_policies(commands: list[Command]) -> dict[str, dict[str, Any]]:
+    """displayName -> the policy file a dry run would create."""
+    bodies = [
+        yaml.safe_load(Path(c.flag("policy-from-file") or "").read_text())
+        for c in commands
+        if c.startswith("gcloud", "alpha", "monitoring", "policies", "create")
+    ]
+    return {body["displayName"]: body for body in bodies}
+
+
+def burst_condition(policies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (condition,) = policies["mirror-vip: VIP moving too often"]["conditions"]
+    threshold: dict[str, Any] = condition["conditionThreshold"]
+    return threshold
+
+
+def test_move_burst_defaults_to_the_functions_takeover_limit(commands: list[Command]) -> None:
+    threshold = burst_condition(rendered_policies(commands))
+    assert threshold["thresholdValue"] == DEFAULT_TAKEOVER_MOVES
+    window = f"{DEFAULT_TAKEOVER_MINUTES * 60}s"
+    assert threshold["aggregations"][0]["alignmentPeriod"] == window
+
+
+def test_move_burst_and_notice_channel_are_configurable(tmp_path: Path) -> None:
+    notice = f"projects/{PROJECT}/notificationChannels/chat"
+    commands = dry_run(
+        tmp_path,
+        "monitoring",
+        MOVE_BURST_MOVES="5",
+        MOVE_BURST_MINUTES="30",
+        NOTICE_CHANNEL=notice,
+    )
+    policies = rendered_policies(commands)
+    threshold = burst_condition(policies)
+    assert threshold["thresholdValue"] == 5
+    assert threshold["aggregations"][0]["alignmentPeriod"] == "1800s"
+    channels = {name: body["notificationChannels"] for name, body in policies.items()}
+    assert channels.pop("mirror-vip: VIP moved") == [notice]  # a notification
+    assert set(map(tuple, channels.values())) == {("DRY_RUN_CHANNEL",)}  # pages
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("MOVE_BURST_MOVES", "0"), ("MOVE_BURST_MINUTES", "1441")]
+)
+def test_move_burst_settings_are_checked(tmp_path: Path, setting: str, value: str) -> None:
+    result = run_deploy(
+        "--dry-run", "monitoring", config=write_config(tmp_path, **{setting: value})
+    )
+    assert result.returncode != 0
+    assert f"{setting} must be" in result.stderr

@@ -217,3 +217,54 @@ def test_rejected_member_alert_pages_only_for_rejections_logged_at_error(
     assert not matches(log_filter, rejected | {"severity": "WARNING"})
     assert matches(log_filter, rejected | {"severity": "ERROR"})
     assert not matches(log_filter, logged_line(capsys, "failed"))
+
+
+METRIC_LABEL_VALUE = re.compile(r'metric\.label\."?([A-Za-z_]+)"?\s*=\s*"([^"]*)"')
+
+
+@pytest.mark.parametrize("path", [*ALERT_FILES, DASHBOARD], ids=lambda p: p.name)
+def test_metric_label_outcomes_are_outcomes_the_function_writes(path: Path) -> None:
+    for text in strings(load(path)):
+        for label, value in METRIC_LABEL_VALUE.findall(text):
+            if label == "outcome":
+                assert value in get_args(OutcomeName), f"{path.name}: outcome is never {value!r}"
+
+
+def test_every_move_notifies_without_paging(capsys: pytest.CaptureFixture[str]) -> None:
+    policy = load(DEPLOY_DIR / "alerts" / "vip-moved.yaml")
+    (condition,) = policy["conditions"]
+    log_filter = condition["conditionMatchedLog"]["filter"]
+    assert matches(log_filter, logged_line(capsys, "moved"))
+    others: tuple[OutcomeName, ...] = ("already_in_place", "rejected", "failed")
+    for other in others:
+        assert not matches(log_filter, logged_line(capsys, other))
+    # a notification: the lowest policy severity, the notice channel, labelled as not a page
+    assert policy["severity"] == "WARNING"
+    assert policy["userLabels"] == {"urgency": "notify"}
+    assert policy["notificationChannels"] == ["__NOTICE_CHANNEL__"]
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in ALERT_FILES if p.name != "vip-moved.yaml"], ids=lambda p: p.name
+)
+def test_every_other_alert_pages(path: Path) -> None:
+    policy = load(path)
+    assert policy["userLabels"] == {"urgency": "page"}
+    assert policy["notificationChannels"] == ["__NOTIFICATION_CHANNEL__"]
+    assert policy["severity"] in ("ERROR", "CRITICAL")
+
+
+def test_move_burst_counts_one_mirrors_moves_over_the_window() -> None:
+    policy = load(DEPLOY_DIR / "alerts" / "vip-move-burst.yaml")
+    (condition,) = policy["conditions"]
+    threshold = condition["conditionThreshold"]
+    assert "logging.googleapis.com/user/mirror_vip_events" in threshold["filter"]
+    assert dict(METRIC_LABEL_VALUE.findall(threshold["filter"])) == {"outcome": "moved"}
+    (aggregation,) = threshold["aggregations"]
+    assert aggregation["alignmentPeriod"] == "__MOVE_BURST_WINDOW__"
+    assert aggregation["perSeriesAligner"] == "ALIGN_SUM"
+    assert aggregation["crossSeriesReducer"] == "REDUCE_SUM"
+    assert aggregation["groupByFields"] == ['metric.label."mirror"']  # per mirror, not in total
+    assert "mirror" in metric_labels()["mirror_vip_events"]
+    assert threshold["comparison"] == "COMPARISON_GT"
+    assert threshold["thresholdValue"] == "__MOVE_BURST_MOVES__"
