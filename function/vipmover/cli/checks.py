@@ -71,6 +71,9 @@ def permission_check(
     note += f"; other mode's, not asked: {', '.join(sorted(other))}" if other else ""
     unchecked += other
     if missing:
-        fix = "grant the mirror-vip custom role (deploy/gcp/deploy.sh) to this principal"
+        fix = (
+            "re-run `deploy/gcp/deploy.sh --config ENV iam`: it binds the roles on each member, "
+            'and named resource (docs/deploy-gcp.md, "Permissions")'
+        )
         return [Check("permissions", "problem", f"missing {', '.join(missing)}{note}", fix)]
     return [Check("permissions", "ok", f"{len(wanted) - len(unchecked)} permissions held{note}")]
