@@ -73,7 +73,7 @@ def permission_check(
     if missing:
         fix = (
             "re-run `deploy/gcp/deploy.sh --config ENV iam`: it binds the roles on each member, "
-            'and named resource (docs/deploy-gcp.md, "Permissions")'
+            'subnetwork and named resource (docs/deploy-gcp.md, "Permissions")'
         )
         return [Check("permissions", "problem", f"missing {', '.join(missing)}{note}", fix)]
     return [Check("permissions", "ok", f"{len(wanted) - len(unchecked)} permissions held{note}")]
