@@ -268,3 +268,16 @@ def test_move_burst_counts_one_mirrors_moves_over_the_window() -> None:
     assert "mirror" in metric_labels()["mirror_vip_events"]
     assert threshold["comparison"] == "COMPARISON_GT"
     assert threshold["thresholdValue"] == "__MOVE_BURST_MOVES__"
+
+
+def test_a_move_that_raised_a_security_alert_pages(capsys: pytest.CaptureFixture[str]) -> None:
+    policy = load(DEPLOY_DIR / "alerts" / "moved-with-alerts.yaml")
+    (condition,) = policy["conditions"]
+    log_filter = condition["conditionMatchedLog"]["filter"]
+    capsys.readouterr()
+    log_outcome(Outcome(event_id="7", outcome="moved", alerts=["future_mark:iris-a"]))
+    [alerted] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+
+    assert matches(log_filter, alerted)
+    assert not matches(log_filter, logged_line(capsys, "moved"))  # a plain move only notifies
+    assert not matches(log_filter, logged_line(capsys, "rejected") | {"severity": "ERROR"})
