@@ -91,7 +91,8 @@ def runs_of(stack: LocalStack, layout: MirrorLayout, runs: int, *, zone_down: bo
 
 
 def measure(layout: MirrorLayout, runs: int, project: str) -> list[JsonDict]:
-    with LocalStack([layout], StackOptions(op_latency=0.0, project=project)) as stack:
+    options = StackOptions(op_latency=0.0, project=project, takeover_limit={"moves": 0})
+    with LocalStack([layout], options) as stack:
         primary, backup = layout.members
         for member in (primary, backup, primary):  # warm-up; route mode: places the route
             _place(stack, layout, member.name)

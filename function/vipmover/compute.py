@@ -111,6 +111,10 @@ class HopState:
     can_ip_forward: bool
     network: str
     """The network of the mirror's NIC, `projects/P/global/networks/N`."""
+    network_ip: str = ""
+    """The NIC's internal IP (where its IRIS answers the safeguards' probes)."""
+    instance_id: str = ""
+    """The live VM's numeric id (an identity token must be this VM's)."""
 
 
 def request_id(*parts: str) -> str:
@@ -641,6 +645,8 @@ class ComputeGateway:
                     instance.get("status", ""),
                     bool(instance.get("canIpForward", False)),
                     _resource_path(nic.get("network", "")),
+                    nic.get("networkIP", ""),
+                    str(instance.get("id", "")),
                 )
         raise RequestRefused(f"{ref} has no network interface {nic_name}")
 

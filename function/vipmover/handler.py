@@ -64,12 +64,6 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
         time_ms = _event_time_ms(message, event)
         heartbeat = event.type == "heartbeat"
         mover = mover_for(mirror, gateway, app.config.operation_timeout_s)
-        if isinstance(mover, RouteMover):
-            # Route mode has no safeguards hook yet (corroboration, takeover limit, replay).
-            outcome.outcome = mover.move(
-                mirror, target, outcome.event_id, report, time_ms, heartbeat=heartbeat
-            )
-            return
         facts = EventFacts(target, event.instance_id, time_ms, round(time.time() * 1000), token)
         guard = app.safeguards.begin(mirror, facts)
         try:
