@@ -19,6 +19,7 @@ from .errors import EventRejected, PermanentError, RetryableError
 from .event import MirrorEvent, PubSubMessage, format_rfc3339, parse_event, unwrap_message
 from .identity import CertsCache, verify_identity
 from .mover import Mover, MoveReport
+from .movers import VipMover
 from .outcome import CLAIMED_CHARS, UNKNOWN, Outcome
 from .replay import TokenUse
 from .route_mover import RouteMover
@@ -85,7 +86,7 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
 
 def mover_for(
     mirror: MirrorConfig, gateway: ComputeGateway, operation_timeout_s: float
-) -> Mover | RouteMover:
+) -> VipMover:
     """The mover of the mirror's mode (shared with the operator's `mirror-vip move`)."""
     return (RouteMover if mirror.mode == "route" else Mover)(gateway, operation_timeout_s)
 
