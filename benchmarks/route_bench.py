@@ -57,7 +57,13 @@ def one_move(stack: LocalStack, layout: MirrorLayout, to: str) -> JsonDict:
 
 
 def _place(stack: LocalStack, layout: MirrorLayout, to: str) -> None:
-    """Publish as `to` and wait until it holds everything (no timing)."""
+    """Publish as `to` and wait until it holds everything (no timing).
+
+    Starts in a new second: identity tokens are issued in whole seconds, and a member's token
+    no newer than its last accepted one is refused as a replay (`replay`); at 0 s operations
+    the warm-up's failback would otherwise come within the second of the first announcement.
+    """
+    time.sleep(1 - time.time() % 1)
     published = stack.publish(layout.name, to)
     if published.message_id is None:
         raise StackError(f"publish failed: {published.summary}")
