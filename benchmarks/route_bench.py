@@ -57,7 +57,13 @@ def one_move(stack: LocalStack, layout: MirrorLayout, to: str) -> JsonDict:
 
 
 def _place(stack: LocalStack, layout: MirrorLayout, to: str) -> None:
-    """Publish as `to` and wait until it holds everything (no timing)."""
+    """Publish as `to` and wait until it holds everything (no timing).
+
+    Starts in a new second: identity tokens are issued in whole seconds, and a member's token
+    no newer than its last accepted one is refused as a replay (`replay`); at 0 s operations
+    the warm-up's failback would otherwise come within the second of the first announcement.
+    """
+    time.sleep(1 - time.time() % 1)
     published = stack.publish(layout.name, to)
     if published.message_id is None:
         raise StackError(f"publish failed: {published.summary}")
@@ -91,7 +97,8 @@ def runs_of(stack: LocalStack, layout: MirrorLayout, runs: int, *, zone_down: bo
 
 
 def measure(layout: MirrorLayout, runs: int, project: str) -> list[JsonDict]:
-    with LocalStack([layout], StackOptions(op_latency=0.0, project=project)) as stack:
+    options = StackOptions(op_latency=0.0, project=project, takeover_limit={"moves": 0})
+    with LocalStack([layout], options) as stack:
         primary, backup = layout.members
         for member in (primary, backup, primary):  # warm-up; route mode: places the route
             _place(stack, layout, member.name)

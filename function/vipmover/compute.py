@@ -103,6 +103,10 @@ class HopState:
     can_ip_forward: bool
     network: str
     """The network of the mirror's NIC, `projects/P/global/networks/N`."""
+    network_ip: str = ""
+    """The NIC's internal IP (where its IRIS answers the safeguards' probes)."""
+    instance_id: str = ""
+    """The live VM's numeric id (an identity token must be this VM's)."""
 
 
 def request_id(*parts: str) -> str:
@@ -537,11 +541,14 @@ class ComputeGateway:
     def read_hop(self, ref: InstanceRef, nic_name: str, deadline: float) -> HopState:
         """The new primary's status, `canIpForward` and the network of its NIC."""
         instance = self.read_instance(ref, deadline)
+        nic = _nic_named(instance, nic_name, ref)
         return HopState(
             ref,
             instance.get("status", ""),
             bool(instance.get("canIpForward", False)),
-            _resource_path(_nic_named(instance, nic_name, ref).get("network", "")),
+            _resource_path(nic.get("network", "")),
+            nic.get("networkIP", ""),
+            str(instance.get("id", "")),
         )
 
     def list_routes(self, project: str, dest_range: str, deadline: float) -> list[RouteState]:

@@ -25,6 +25,11 @@ a 403 `rateLimitExceeded` is a rate quota, not a missing permission.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class MirrorVipError(Exception):
     """Base of every error the mover raises on purpose."""
@@ -118,3 +123,12 @@ def public_ip_failure(cause: MirrorVipError, vip_note: str) -> MirrorVipError:
 
 class IdentityUnavailable(RetryableError):
     """Google's signing certs could not be fetched, so no identity token can be judged yet."""
+
+
+def kept(read: Callable[[], T]) -> T | MirrorVipError:
+    """Run a read, returning its error instead of raising it: whether it matters is decided
+    later (a forwarding rule must not block the VIP, an unreadable holder does not block)."""
+    try:
+        return read()
+    except MirrorVipError as err:
+        return err

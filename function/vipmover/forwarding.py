@@ -8,9 +8,11 @@ primary's NIC. Route mode always uses it for the public IP; alias mode may (`pub
 
 from __future__ import annotations
 
+from functools import partial
+
 from .compute import ComputeGateway, request_id
 from .config import InstanceRef, MirrorConfig
-from .errors import MirrorVipError, PublicIpRefused, public_ip_failure
+from .errors import MirrorVipError, PublicIpRefused, kept, public_ip_failure
 from .route_plan import ForwardingPlan, ForwardingRuleState, plan_forwarding
 
 RuleRead = ForwardingRuleState | MirrorVipError | None
@@ -22,12 +24,8 @@ def read_rule(gateway: ComputeGateway, mirror: MirrorConfig, deadline: float) ->
     rule = mirror.forwarding_rule
     if rule is None:
         return None
-    try:
-        return gateway.read_forwarding_rule(
-            mirror.project, rule.region, rule.forwarding_rule, deadline
-        )
-    except MirrorVipError as err:
-        return err
+    read = gateway.read_forwarding_rule
+    return kept(partial(read, mirror.project, rule.region, rule.forwarding_rule, deadline))
 
 
 def plan_rule(mirror: MirrorConfig, target: InstanceRef, rule: RuleRead) -> ForwardingPlan:

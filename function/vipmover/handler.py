@@ -20,6 +20,7 @@ from .event import MirrorEvent, PubSubMessage, format_rfc3339, parse_event, unwr
 from .identity import CertsCache, verify_identity
 from .move_run import MoveReport
 from .mover import Mover
+from .movers import VipMover
 from .outcome import CLAIMED_CHARS, UNKNOWN, Outcome
 from .replay import TokenUse
 from .route_mover import RouteMover
@@ -65,12 +66,6 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
         time_ms = _event_time_ms(message, event)
         heartbeat = event.type == "heartbeat"
         mover = mover_for(mirror, gateway, app.config.operation_timeout_s)
-        if isinstance(mover, RouteMover):
-            # Route mode has no safeguards hook yet (corroboration, takeover limit, replay).
-            outcome.outcome = mover.move(
-                mirror, target, outcome.event_id, report, time_ms, heartbeat=heartbeat
-            )
-            return
         facts = EventFacts(target, event.instance_id, time_ms, round(time.time() * 1000), token)
         guard = app.safeguards.begin(mirror, facts)
         try:
@@ -92,7 +87,7 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
 
 def mover_for(
     mirror: MirrorConfig, gateway: ComputeGateway, operation_timeout_s: float
-) -> Mover | RouteMover:
+) -> VipMover:
     """The mover of the mirror's mode (shared with the operator's `mirror-vip move`)."""
     return (RouteMover if mirror.mode == "route" else Mover)(gateway, operation_timeout_s)
 

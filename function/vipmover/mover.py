@@ -73,7 +73,7 @@ MAX_ROUNDS = 3
 
 
 class Mover:
-    """Applies plans through a `ComputeGateway`.
+    """Moves an alias-mode mirror's VIP through a `ComputeGateway`: a `movers.VipMover`.
 
     Args:
         gateway: The Compute boundary.
@@ -95,30 +95,7 @@ class Mover:
         heartbeat: bool = False,
         guard: Guard | None = None,
     ) -> Literal["moved", "already_in_place"]:
-        """Make `target` the only holder of the mirror's VIP (and public IP).
-
-        Args:
-            mirror: The mirror's configuration.
-            target: The new primary, already checked to be a member.
-            event_key: Identifies the event (the Pub/Sub message id), for the `requestId`s.
-            report: Receives the actions and step timings.
-            event_time_ms: When the event was published (Pub/Sub's clock), for the mirror's
-                high-water mark; None moves unconditionally and records no mark.
-            heartbeat: The event re-asserts the current primary rather than announcing a new
-                one: it never takes the VIP from the newest mark's member, never records one.
-            guard: The event's safeguards (`safeguards`), consulted on every round's plan
-                before anything is written; None checks nothing.
-
-        Returns:
-            `moved`, or `already_in_place` when nothing had to change.
-
-        Raises:
-            EventRejected: the event is stale, or the new primary is not running.
-            RetryableError: a call, an operation or the final check failed.
-            RequestRefused: the API refused a request as invalid.
-            PublicIpRefused, PublicIpUnavailable: the private VIP is in place, the public IP
-                is not.
-        """
+        """Alias mode's `VipMover.move`: off every other NIC, then onto the target's."""
         deadline = time.monotonic() + self.operation_timeout_s
         event = Mark(event_time_ms, target) if event_time_ms is not None else None
         goal = _Goal(mark_label(mirror.name), target, event, heartbeat)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from .compute import ComputeGateway
 from .config import InstanceRef, MirrorConfig
-from .errors import MirrorVipError
+from .errors import MirrorVipError, kept
 from .forwarding import RuleRead, read_rule
 from .plan import AddressState, NicState, Unreadable
 
@@ -30,26 +31,28 @@ class MemberReads:
 def read_members(gateway: ComputeGateway, mirror: MirrorConfig, deadline: float) -> MemberReads:
     """Every member's NIC, the static address and the forwarding rule, concurrently."""
 
-    def read_nic(ref: InstanceRef) -> NicState | Unreadable:
-        try:
-            return gateway.read_nic(ref, mirror.network_interface, deadline)
-        except MirrorVipError as err:
-            return Unreadable(ref, str(err), err)
-
     def read_address() -> AddressState | MirrorVipError | None:
         public = mirror.public_ip
         if public is None:
             return None
-        try:
-            return gateway.read_address(
-                mirror.project, public.region, public.address_name, deadline
-            )
-        except MirrorVipError as err:
-            return err
+        read = gateway.read_address
+        return kept(partial(read, mirror.project, public.region, public.address_name, deadline))
 
     with ThreadPoolExecutor(max_workers=len(mirror.members) + 2) as pool:
         address = pool.submit(read_address)
         rule = pool.submit(read_rule, gateway, mirror, deadline)
-        reads = {ref: pool.submit(read_nic, ref) for ref in mirror.members}
+        reads = {
+            ref: pool.submit(read_member, gateway, mirror, ref, deadline) for ref in mirror.members
+        }
         nics = {ref: future.result() for ref, future in reads.items()}
         return MemberReads(nics, address.result(), rule.result())
+
+
+def read_member(
+    gateway: ComputeGateway, mirror: MirrorConfig, ref: InstanceRef, deadline: float
+) -> NicState | Unreadable:
+    """One member's NIC, or why it cannot be read (its zone may be down)."""
+    try:
+        return gateway.read_nic(ref, mirror.network_interface, deadline)
+    except MirrorVipError as err:
+        return Unreadable(ref, str(err), err)

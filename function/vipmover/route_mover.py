@@ -11,18 +11,23 @@ mode (`plan.decide_mark`, the mark read from the routes' descriptions), plans wi
 The route chain and the public chain run concurrently; the insert is the only write on the
 critical path, and nothing here touches the old primary's zone. A round that changed something
 is followed by another that reads again, so the move ends on a read that needs no change.
+
+With a guard (`safeguards`), each round also reads every other member's VM (for the
+corroboration probes and the takeover limit; a member whose zone is down is unreadable and
+blocks nothing) and hands the guard the round's `Stakes` before anything is written. The
+safeguards' own state (move history, last accepted tokens) lives in the routes' descriptions
+(`route_plan.Ledger`), written by the same insert that records the mark.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Literal, TypeVar
+from typing import Literal
 
 from .compute import ComputeGateway, HopState, request_id
 from .config import InstanceRef, MirrorConfig
@@ -34,14 +39,17 @@ from .errors import (
     OperationFailed,
     OperationTimeout,
     RequestRefused,
+    kept,
 )
 from .event import format_rfc3339
 from .forwarding import RuleRead, plan_rule, read_rule, retarget, rule_problem
 from .move_run import MoveReport, run_concurrently
-from .plan import Mark, MarkDecision, decide_mark, instance_of
+from .plan import Mark, MarkDecision, NicState, Unreadable, decide_mark, instance_of
+from .reads import read_member
 from .route_plan import (
     ForwardingPlan,
     ForwardingRuleState,
+    Ledger,
     NewRoute,
     OwnRoute,
     RoutePlan,
@@ -50,8 +58,8 @@ from .route_plan import (
     plan_routes,
     view_routes,
 )
+from .safeguards import Guard, Stakes
 
-T = TypeVar("T")
 MAX_ROUNDS = 5
 EXISTS_POLL_S = 0.2
 """How often to look for a route that a concurrent duplicate inserted (409) until it exists."""
@@ -65,10 +73,12 @@ class _Seen:
     network: str
     hop: HopState | MirrorVipError
     rule: RuleRead
+    members: dict[InstanceRef, NicState | Unreadable]
+    """The new primary's VM, and with a guard that needs them every other member's."""
 
 
 class RouteMover:
-    """Moves a route-mode mirror's VIP; the same `move` contract as `mover.Mover`.
+    """Moves a route-mode mirror's VIP: a `movers.VipMover`.
 
     Args:
         gateway: The Compute boundary.
@@ -88,15 +98,9 @@ class RouteMover:
         event_time_ms: int | None = None,
         *,
         heartbeat: bool = False,
+        guard: Guard | None = None,
     ) -> Literal["moved", "already_in_place"]:
-        """Route the mirror's VIP (and retarget its forwarding rule) to `target` alone.
-
-        Raises:
-            EventRejected: the event is stale, or the new primary is not running.
-            RetryableError: a call or an operation failed, or the state did not settle.
-            RequestRefused: the API refused a request (the VIP inside a subnet, say).
-            PublicIpRefused, PublicIpUnavailable: the VIP is routed, the public IP is not.
-        """
+        """Route mode's `VipMover.move`: route the VIP (and the forwarding rule) to `target`."""
         deadline = time.monotonic() + self.operation_timeout_s
         run = _Run(self.gateway, mirror, f"{event_key}/{secrets.token_hex(8)}", report, deadline)
         event = Mark(event_time_ms, target) if event_time_ms is not None else None
@@ -104,9 +108,12 @@ class RouteMover:
         moved = False
         goal = target
         for _ in range(MAX_ROUNDS):
-            seen = run.read(target)
+            seen = run.read(target, others=guard is not None and guard.reads_members)
             newest = seen.view.newest_mark
-            decided = plan_round(mirror, goal, event, seen.view, seen.rule, heartbeat=heartbeat)
+            stamp = _stamp(guard, seen.view, goal)
+            decided = plan_round(
+                mirror, goal, event, seen.view, seen.rule, heartbeat=heartbeat, stamp=stamp
+            )
             decision, plan, public = decided.decision, decided.routes, decided.public
             if decision.stale:
                 report.actions.append(f"superseded_by:{decision.target.name}")
@@ -118,6 +125,8 @@ class RouteMover:
                 report.from_instance = _previous_holder(seen.view, goal)
             if plan.blocked is not None:
                 raise RequestRefused(f"{mirror.name}: {plan.blocked}")
+            if guard is not None:
+                guard.verify(goal, _stakes(mirror, seen, plan, public))
             if not plan.changes and public.set_target is None:
                 if stale is not None and not moved:
                     raise _stale_rejection(stale, newest, heartbeat=heartbeat)
@@ -144,12 +153,14 @@ def plan_round(
     rule: ForwardingRuleState | MirrorVipError | None,
     *,
     heartbeat: bool = False,
+    stamp: Ledger | None = None,
 ) -> RoundPlan:
     """Decide one round from its reads (pure); `mirror-vip plan` shows what this returns.
 
     Args:
         goal: The member the event names (in later rounds: the member the last round chose).
         event: The event's mark (None: none to record).
+        stamp: The safeguards' ledger to write with the event's mark, if it is recorded.
     """
     newest = view.newest_mark
     decision = decide_mark(event, newest, goal, heartbeat=heartbeat)
@@ -159,7 +170,7 @@ def plan_round(
         if decision.record
         else (newest if newest and newest.holder == chosen else None)
     )
-    routes = plan_routes(mirror, chosen, carried, view)
+    routes = plan_routes(mirror, chosen, carried, view, stamp if decision.record else None)
     return RoundPlan(decision, routes, plan_rule(mirror, chosen, rule))
 
 
@@ -182,24 +193,29 @@ class _Run:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def read(self, event_member: InstanceRef) -> _Seen:
-        """Routes, the event's member's VM and the forwarding rule, all at once."""
+    def read(self, event_member: InstanceRef, *, others: bool = False) -> _Seen:
+        """Routes, the event's member's VM and the forwarding rule, all at once; with `others`,
+        every other member's VM too."""
         started = time.monotonic()
         mirror, gateway, deadline = self.mirror, self.gateway, self.deadline
-        with ThreadPoolExecutor(max_workers=3) as pool:
+        rest = [ref for ref in mirror.members if ref != event_member] if others else []
+        with ThreadPoolExecutor(max_workers=3 + len(rest)) as pool:
             routes = pool.submit(gateway.list_routes, mirror.project, mirror.vip, deadline)
             hop = pool.submit(
-                _kept, partial(gateway.read_hop, event_member, mirror.network_interface, deadline)
+                kept, partial(gateway.read_hop, event_member, mirror.network_interface, deadline)
             )
             rule = pool.submit(read_rule, gateway, mirror, deadline)
+            reads = {ref: pool.submit(read_member, gateway, mirror, ref, deadline) for ref in rest}
             seen_hop = hop.result()
             network = self._network(seen_hop)
             view = view_routes(mirror, network, routes.result())
             seen_rule = rule.result()
+            members = {event_member: _as_member(event_member, seen_hop)}
+            members |= {ref: future.result() for ref, future in reads.items()}
         self.report.step("read", started)
         if isinstance(seen_rule, ForwardingRuleState):
             self.report.public_ip = seen_rule.ip
-        return _Seen(view, network, seen_hop, seen_rule)
+        return _Seen(view, network, seen_hop, seen_rule, members)
 
     def _network(self, hop: HopState | MirrorVipError) -> str:
         """The configured network, else the network of the new primary's NIC."""
@@ -289,12 +305,33 @@ class _Run:
         self.report.actions.append(f"retarget_forwarding_rule:{member.name}")
 
 
-def _kept(read: Callable[[], T]) -> T | MirrorVipError:
-    """Run a read, returning its error instead of raising it (it may not matter)."""
-    try:
-        return read()
-    except MirrorVipError as err:
-        return err
+def _as_member(ref: InstanceRef, hop: HopState | MirrorVipError) -> NicState | Unreadable:
+    """The new primary's VM as the safeguards see every member: status, IP, live id."""
+    if isinstance(hop, MirrorVipError):
+        return Unreadable(ref, str(hop), hop)
+    return NicState(
+        ref, "", (), (), hop.status, network_ip=hop.network_ip, instance_id=hop.instance_id
+    )
+
+
+def _stamp(guard: Guard | None, view: RouteView, goal: InstanceRef) -> Ledger | None:
+    """The ledger a route recording the event carries; None without a guard (carried on)."""
+    if guard is None:
+        return None
+    return guard.ledger_after(view.ledger(), moving=view.holders() != (instance_path(goal),))
+
+
+def _stakes(mirror: MirrorConfig, seen: _Seen, plan: RoutePlan, public: ForwardingPlan) -> Stakes:
+    """The round as the guard judges it: the VIP changes hands only if a route is inserted."""
+    holders = tuple(
+        ref
+        for hop in seen.view.holders()
+        if (ref := instance_of(hop)) is not None and ref in mirror.members
+    )
+    taking = tuple(ref for ref in holders if ref != plan.target) if plan.insert else ()
+    ledger = seen.view.ledger()
+    changes = plan.changes or public.set_target is not None
+    return Stakes(seen.members, holders, taking, changes, ledger.moves, dict(ledger.tokens))
 
 
 def _raise_public_problem(

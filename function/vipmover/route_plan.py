@@ -14,6 +14,11 @@ Invariants kept here:
   which event (Pub/Sub publish time) made which member primary; the name is derived from it, so
   a concurrent duplicate of the same insert gets 409. Deletion never removes a route carrying a
   newer mark than the one kept: that route is another handler's, and it wins (`superseded_by`).
+* **The safeguards' state lives in the route too** (`Ledger`): the mirror's recent move times
+  (the takeover limit) and each member's last accepted identity token (replay), carried forward
+  from every route read into each route inserted. Routes are written whole and never updated,
+  so the mark and the state it was checked against are one atomic write that no zone outage
+  blocks.
 * **Priorities never run out.** Each failover takes a lower number; once the kept route is below
   `REBASE_BELOW`, a copy for the same member is inserted near `BASE_PRIORITY` and the low one
   deleted. Both point at one member, so traffic does not notice.
@@ -31,11 +36,13 @@ from dataclasses import dataclass
 
 from .config import InstanceRef, MirrorConfig
 from .plan import Mark, instance_of
+from .replay import issued_at
+from .takeover_limit import format_moves, parse_moves
 
 ROUTE_PREFIX = "mirror-vip-"
 DESCRIPTION_RE = re.compile(
     r"mirror-vip: mirror=(?P<mirror>\S+) vip=(?P<vip>\S+) mark=(?P<mark>\d{1,16}|none) "
-    r"holder=(?P<holder>\S+)"
+    r"holder=(?P<holder>\S+)(?: moves=(?P<moves>[0-9a-z-]*))?(?: tokens=(?P<tokens>\S*))?"
 )
 BASE_PRIORITY = 1000
 REBASE_BELOW = 100
@@ -58,6 +65,55 @@ class RouteState:
 
 
 @dataclass(frozen=True)
+class Ledger:
+    """The safeguards' state that a route carries (`moves=... tokens=...` in its description)."""
+
+    moves: tuple[int, ...] = ()
+    """The mirror's recent move times, epoch ms (the takeover limit's history)."""
+    tokens: tuple[tuple[str, str], ...] = ()
+    """(member instance name, its last accepted token as `TokenUse.value`), sorted by name."""
+
+    def token_of(self, name: str) -> str:
+        """The member's last accepted token, or "" when none is recorded."""
+        return dict(self.tokens).get(name, "")
+
+    def with_token(self, name: str, value: str) -> Ledger:
+        return Ledger(self.moves, tuple(sorted({**dict(self.tokens), name: value}.items())))
+
+    def text(self) -> str:
+        """The description's tail; empty for an empty ledger (the first release's format)."""
+        if not self.moves and not self.tokens:
+            return ""
+        tokens = ",".join(f"{name}:{value}" for name, value in self.tokens)
+        return f" moves={format_moves(self.moves)} tokens={tokens}"
+
+
+def parse_ledger(moves: str | None, tokens: str | None) -> Ledger:
+    """The ledger a description says; malformed parts are ignored, as a label's would be."""
+    pairs = {}
+    for part in (tokens or "").split(","):
+        name, colon, value = part.partition(":")
+        if colon and name and issued_at(value) is not None:
+            pairs[name] = value
+    return Ledger(parse_moves(moves or ""), tuple(sorted(pairs.items())))
+
+
+def merge_ledgers(ledgers: Sequence[Ledger]) -> Ledger:
+    """Every move any route records, and each member's newest token among them."""
+    moves = sorted({t for ledger in ledgers for t in ledger.moves if t})
+    newest: dict[str, str] = {}
+    for ledger in ledgers:
+        for name, value in ledger.tokens:
+            if name not in newest or _token_key(value) > _token_key(newest[name]):
+                newest[name] = value
+    return Ledger(tuple(moves), tuple(sorted(newest.items())))
+
+
+def _token_key(value: str) -> tuple[int, str]:
+    return (issued_at(value) or 0, value)
+
+
+@dataclass(frozen=True)
 class OwnRoute:
     """A route mirror-vip wrote for this mirror: whom it sends the VIP to, for which event."""
 
@@ -65,6 +121,7 @@ class OwnRoute:
     holder: InstanceRef | None
     """None when it points at an instance that is no longer a member."""
     mark: Mark | None
+    ledger: Ledger = Ledger()
 
 
 @dataclass(frozen=True)
@@ -92,6 +149,10 @@ class RouteView:
     @property
     def newest_mark(self) -> Mark | None:
         return max((o.mark for o in self.ours if o.mark is not None), default=None)
+
+    def ledger(self) -> Ledger:
+        """The safeguards' state, merged over all our routes (a new route carries it on)."""
+        return merge_ledgers([o.ledger for o in self.ours])
 
     def keeper(self, target: InstanceRef) -> OwnRoute | None:
         """Our best route to `target` (newest mark first among equals), if any."""
@@ -157,10 +218,13 @@ def route_slug(mirror_name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", mirror_name.lower()).strip("-")[:20].rstrip("-") or "m"
 
 
-def route_description(mirror: MirrorConfig, holder: InstanceRef, mark: Mark | None) -> str:
+def route_description(
+    mirror: MirrorConfig, holder: InstanceRef, mark: Mark | None, ledger: Ledger = Ledger()
+) -> str:
     """What the route says about itself; parsed back by `view_routes`."""
     time = str(mark.time_ms) if mark is not None else "none"
-    return f"mirror-vip: mirror={mirror.name} vip={mirror.vip} mark={time} holder={holder}"
+    said = f"mirror-vip: mirror={mirror.name} vip={mirror.vip} mark={time} holder={holder}"
+    return said + ledger.text()
 
 
 def route_name(mirror: MirrorConfig, holder: InstanceRef, mark: Mark | None, priority: int) -> str:
@@ -194,16 +258,21 @@ def _own_route(mirror: MirrorConfig, route: RouteState) -> OwnRoute | None:
         return None
     if said["vip"] != mirror.vip:
         return None
+    ledger = parse_ledger(said["moves"], said["tokens"])
     hop = instance_of(route.next_hop)
     holder = hop if hop in mirror.members else None
     if holder is None or str(holder) != said["holder"]:
-        return OwnRoute(route, holder, None)
+        return OwnRoute(route, holder, None, ledger)
     mark = Mark(int(said["mark"]), holder) if said["mark"] != "none" else None
-    return OwnRoute(route, holder, mark)
+    return OwnRoute(route, holder, mark, ledger)
 
 
 def plan_routes(
-    mirror: MirrorConfig, target: InstanceRef, mark: Mark | None, view: RouteView
+    mirror: MirrorConfig,
+    target: InstanceRef,
+    mark: Mark | None,
+    view: RouteView,
+    stamp: Ledger | None = None,
 ) -> RoutePlan:
     """Decide the inserts and deletes that route the VIP to `target` alone, carrying `mark`.
 
@@ -212,6 +281,8 @@ def plan_routes(
         target: The member that must receive the VIP.
         mark: The event to record in the route (None: keep whatever the kept route says).
         view: What was read.
+        stamp: The ledger that an inserted route carries: the safeguards' state once this
+            event is recorded; None carries the view's on unchanged.
     """
     keeper = view.keeper(target)
     winners = view.winners()
@@ -227,6 +298,7 @@ def plan_routes(
         rebase = None if deletes else _rebase(mirror, view, keeper)
         return RoutePlan(target, delete=deletes, rebase=rebase)
     carried = mark if mark is not None else (keeper.mark if keeper else None)
+    ledger = stamp if stamp is not None else view.ledger()
     priority = _better_priority(mirror, target, view.best_priority)
     if priority is None:
         return RoutePlan(
@@ -234,7 +306,7 @@ def plan_routes(
             blocked=f"a route for {mirror.vip} already has priority {view.best_priority}; no "
             f"better priority is left for {target.name}",
         )
-    new = _new_route(mirror, target, carried, priority)
+    new = _new_route(mirror, target, carried, priority, ledger)
     pseudo_keeper = OwnRoute(
         RouteState(new.name, "", mirror.vip, priority, _path(target)), target, carried
     )
@@ -242,14 +314,14 @@ def plan_routes(
 
 
 def _new_route(
-    mirror: MirrorConfig, holder: InstanceRef, mark: Mark | None, priority: int
+    mirror: MirrorConfig, holder: InstanceRef, mark: Mark | None, priority: int, ledger: Ledger
 ) -> NewRoute:
     return NewRoute(
         route_name(mirror, holder, mark, priority),
         priority,
         holder,
         mark,
-        route_description(mirror, holder, mark),
+        route_description(mirror, holder, mark, ledger),
     )
 
 
@@ -290,7 +362,7 @@ def _rebase(
     priority = _in_class(mirror, keeper.holder, min(BASE_PRIORITY, foreign - 1))
     if priority is None or priority <= keeper.route.priority:
         return None
-    return _new_route(mirror, keeper.holder, keeper.mark, priority), keeper
+    return _new_route(mirror, keeper.holder, keeper.mark, priority, view.ledger()), keeper
 
 
 def plan_forwarding(

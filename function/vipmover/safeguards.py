@@ -1,8 +1,10 @@
 """The checks between "this VM proved who it is" and "so it gets the VIP", for any mover.
 
 One `Guard` per event, begun before the reads (so corroboration probes run alongside them),
-consulted once a round has read the members and planned (`check`), and asked which labels to
-write with the high-water mark (`labels`):
+consulted once a round has read the members and planned, and asked what to write with the
+high-water mark. Its state lives where the mark lives: in alias mode in the members' labels
+(`check`, `labels`), in route mode in the route's description (`verify`, `ledger_after`; see
+`route_plan.Ledger`). Either way the mover hands `verify` the same `Stakes`:
 
 * with a verified token, the event's `instance.id` (the token's) must be the live VM's id
   (`instance_id_mismatch`): a token of a deleted VM cannot act for a new one of the same name;
@@ -25,7 +27,8 @@ from .corroborate import Corroborator, Probes
 from .errors import EventRejected
 from .plan import MovePlan, NicState, Unreadable, future_marks, mark_label
 from .replay import TokenUse, check_token_once, token_label
-from .takeover_limit import check_takeover, moves_after, moves_label, recent_moves
+from .route_plan import Ledger
+from .takeover_limit import check_takeover, history_after, moves_after, moves_label, recent_moves
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,23 @@ class EventFacts:
     """The function's clock, for marks from the future."""
     token: TokenUse | None = None
     """The verified identity token; None when identity is not required."""
+
+
+@dataclass(frozen=True)
+class Stakes:
+    """What one round would do, as the safeguards judge it, in either mode."""
+
+    members: Mapping[InstanceRef, NicState | Unreadable]
+    """The members read this round: status, internal IP and live id of each."""
+    holders: tuple[InstanceRef, ...]
+    """The members that receive the VIP now."""
+    taking_from: tuple[InstanceRef, ...]
+    """The holders that this round's writes take the VIP from."""
+    changes: bool
+    moves: tuple[int, ...]
+    """The mirror's recent move times (the takeover limit's history)."""
+    tokens: Mapping[str, str]
+    """Each member's last accepted token, by instance name (`replay`)."""
 
 
 class Safeguards:
@@ -75,21 +95,49 @@ class Guard:
         """Refuse the round's plan if a safeguard says no; nothing has been written yet.
 
         Raises:
-            EventRejected: `instance_id_mismatch`, `holder_still_primary`,
-                `other_member_primary`, `takeover_limit` or `token_replayed`.
+            EventRejected: see `verify`.
         """
         label = mark_label(self.mirror.name)
         for ref in future_marks(nics, label, self.mark_horizon_ms):
             self._alert(f"future_mark:{ref.name}")
+        sender = nics.get(self.facts.instance)
+        token_key = token_label(self.mirror.name)
+        recorded = sender.labels.get(token_key) if isinstance(sender, NicState) else None
+        stakes = Stakes(
+            nics,
+            plan.holders,
+            plan.remove_from,
+            plan.changes,
+            recent_moves(nics, moves_label(self.mirror.name)),
+            {self.facts.instance.name: recorded} if recorded else {},
+        )
+        self.verify(target, stakes)
+
+    @property
+    def reads_members(self) -> bool:
+        """Whether `verify` needs every member's status and IP (not only the new primary's)."""
+        return self.probes is not None or self.mirror.takeover_limit.enabled
+
+    def verify(self, target: InstanceRef, stakes: Stakes) -> None:
+        """Refuse a round's writes if a safeguard says no; nothing has been written yet.
+
+        Raises:
+            EventRejected: `instance_id_mismatch`, `holder_still_primary`,
+                `other_member_primary`, `takeover_limit` or `token_replayed`.
+        """
         try:
-            self._check_instance_id(nics)
-            self._moves = recent_moves(nics, moves_label(self.mirror.name))
-            if not plan.changes:
+            self._check_instance_id(stakes.members)
+            self._moves = stakes.moves
+            if not stakes.changes:
                 return
             if self.probes is not None:
-                verdict = self.probes.check(target, plan.holders, nics)
+                verdict = self.probes.check(target, stakes.holders, stakes.members)
                 self.notes.extend(verdict.describe())
-            holders = [nic for ref in plan.remove_from if isinstance(nic := nics[ref], NicState)]
+            holders = [
+                nic
+                for ref in stakes.taking_from
+                if isinstance(nic := stakes.members.get(ref), NicState)
+            ]
             check_takeover(
                 self.mirror.takeover_limit,
                 self._moves,
@@ -97,10 +145,21 @@ class Guard:
                 holders,
                 self.mirror.name,
             )
-            self._check_token(target, nics)
+            self._check_token(target, stakes.tokens)
         except EventRejected as err:
             self._alert(err.reason)
             raise
+
+    def ledger_after(self, current: Ledger, *, moving: bool) -> Ledger:
+        """The ledger a route recording this event carries: `current` plus this move (when
+        the VIP changes hands) and the sender's token."""
+        ledger = current
+        if self.mirror.takeover_limit.enabled and moving:
+            moves = history_after(self.mirror.takeover_limit, current.moves, self.facts.time_ms)
+            ledger = Ledger(moves, ledger.tokens)
+        if self.facts.token is not None:
+            ledger = ledger.with_token(self.facts.instance.name, self.facts.token.value())
+        return ledger
 
     def labels(self, ref: InstanceRef, plan: MovePlan) -> dict[str, str]:
         """Labels to write on `ref` with the mark: the move history, and the sender's token."""
@@ -127,17 +186,11 @@ class Guard:
                 f"the live VM's id is {nic.instance_id} (re-created?)",
             )
 
-    def _check_token(
-        self, target: InstanceRef, nics: Mapping[InstanceRef, NicState | Unreadable]
-    ) -> None:
-        nic = nics.get(self.facts.instance)
-        if (
-            self.facts.token is None
-            or target != self.facts.instance
-            or not isinstance(nic, NicState)
-        ):
+    def _check_token(self, target: InstanceRef, tokens: Mapping[str, str]) -> None:
+        if self.facts.token is None or target != self.facts.instance:
             return
-        check_token_once(self.facts.token, nic, token_label(self.mirror.name))
+        name = self.facts.instance.name
+        check_token_once(self.facts.token, tokens.get(name, ""), name)
 
     def _alert(self, name: str) -> None:
         if name not in self.alerts:

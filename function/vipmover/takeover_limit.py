@@ -80,7 +80,18 @@ def check_takeover(
         )
 
 
+def history_after(
+    limit: TakeoverLimit, moves: Iterable[int], event_time_ms: int
+) -> tuple[int, ...]:
+    """The history once this move is recorded: the newest `limit.moves` times (>= 1)."""
+    return tuple(sorted({*moves, event_time_ms})[-max(limit.moves, 1) :])
+
+
+def format_moves(moves: Iterable[int]) -> str:
+    """A history as its label value (`parse_moves` reads it back)."""
+    return "-".join(_base36(t) for t in moves)
+
+
 def moves_after(limit: TakeoverLimit, moves: Iterable[int], event_time_ms: int) -> str:
     """The history value once this move is recorded: the newest `limit.moves` times (>= 1)."""
-    kept = sorted({*moves, event_time_ms})[-max(limit.moves, 1) :]
-    return "-".join(_base36(t) for t in kept)
+    return format_moves(history_after(limit, moves, event_time_ms))

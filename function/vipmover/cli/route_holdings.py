@@ -9,14 +9,14 @@ that member's row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from ..compute import ComputeGateway, HopState
 from ..config import InstanceRef, MirrorConfig
-from ..errors import MirrorVipError, NotFound
+from ..errors import MirrorVipError, NotFound, kept
 from ..plan import instance_of
 from ..route_plan import (
     ForwardingRuleState,
@@ -27,8 +27,6 @@ from ..route_plan import (
     view_routes,
 )
 from .holdings import Drift, Holdings, MemberView, api_failure
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -53,30 +51,23 @@ class RouteReads:
         return any(o.route == route for o in self.view.ours)
 
 
-def _kept(read: Callable[[], T]) -> T | MirrorVipError:
-    try:
-        return read()
-    except MirrorVipError as err:
-        return err
-
-
 def read_route_holdings(gateway: ComputeGateway, mirror: MirrorConfig, deadline: float) -> Holdings:
     """The VIP's routes, each member's VM and the forwarding rule, concurrently; then the next
     hops that are not members (does the instance a route names still exist?)."""
     rule = mirror.forwarding_rule
     with ThreadPoolExecutor(max_workers=len(mirror.members) + 2) as pool:
         routes = pool.submit(
-            _kept, lambda: gateway.list_routes(mirror.project, mirror.vip, deadline)
+            kept, lambda: gateway.list_routes(mirror.project, mirror.vip, deadline)
         )
         hops = {
             ref: pool.submit(
-                _kept, lambda ref=ref: gateway.read_hop(ref, mirror.network_interface, deadline)
+                kept, lambda ref=ref: gateway.read_hop(ref, mirror.network_interface, deadline)
             )
             for ref in mirror.members
         }
         rule_read = (
             pool.submit(
-                _kept,
+                kept,
                 lambda: gateway.read_forwarding_rule(
                     mirror.project, rule.region, rule.forwarding_rule, deadline
                 ),
