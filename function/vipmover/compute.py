@@ -200,8 +200,15 @@ class ComputeGateway:
             self._calls[method_id] += 1
         yield
 
-    def _call(self, method_id: str, fn: Callable[[], T], deadline: float) -> T:
-        """Run one API call, retrying what may clear, and map failures onto our errors.
+    def _call(
+        self,
+        method_id: str,
+        fn: Callable[[], T],
+        deadline: float,
+        attempts: int = RETRY_ATTEMPTS,
+    ) -> T:
+        """Run one API call, retrying what may clear (`attempts` tries in all), and map
+        failures onto our errors.
 
         Raises:
             OperationTimeout: the move's deadline passed before the call could be made, so
@@ -224,7 +231,7 @@ class ComputeGateway:
                 if not isinstance(failure, ApiUnavailable):
                     raise failure from err
             pause = RETRY_BASE_S * 2 ** (attempt - 1) * (0.5 + random.random())  # noqa: S311
-            if attempt >= RETRY_ATTEMPTS or time.monotonic() + pause >= deadline:
+            if attempt >= attempts or time.monotonic() + pause >= deadline:
                 raise failure
             time.sleep(pause)
 
@@ -238,6 +245,7 @@ class ComputeGateway:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         timeout: float = CALL_TIMEOUT_S,
+        attempts: int = RETRY_ATTEMPTS,
     ) -> dict[str, Any]:
         """One retried REST call under `projects/`; the answer must be a JSON object."""
         url = f"{self._root}/{path}"
@@ -255,7 +263,7 @@ class ComputeGateway:
                 raise ValueError(f"expected a JSON object, got {type(answer).__name__}")
             return answer
 
-        return self._call(method_id, send, deadline)
+        return self._call(method_id, send, deadline, attempts)
 
     def _pages(
         self, method_id: str, path: str, deadline: float, params: Mapping[str, str] | None = None
@@ -271,14 +279,19 @@ class ComputeGateway:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def read_instance(self, ref: InstanceRef, deadline: float) -> InstanceJson:
+    def read_instance(
+        self, ref: InstanceRef, deadline: float, attempts: int = RETRY_ATTEMPTS
+    ) -> InstanceJson:
         """The whole instance resource (its NICs' subnetworks and IPs, `canIpForward`)."""
         path = f"{ref.project}/zones/{ref.zone}/instances/{ref.name}"
-        return cast(InstanceJson, self._request("compute.instances.get", "GET", path, deadline))
+        answer = self._request("compute.instances.get", "GET", path, deadline, attempts=attempts)
+        return cast(InstanceJson, answer)
 
-    def read_nic(self, ref: InstanceRef, nic_name: str, deadline: float) -> NicState:
-        """The named NIC of one instance, as plain data."""
-        instance = self.read_instance(ref, deadline)
+    def read_nic(
+        self, ref: InstanceRef, nic_name: str, deadline: float, attempts: int = RETRY_ATTEMPTS
+    ) -> NicState:
+        """The named NIC of one instance, as plain data; `attempts` tries at most."""
+        instance = self.read_instance(ref, deadline, attempts)
         nic = _nic_named(instance, nic_name, ref)
         return NicState(
             instance=ref,

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
-from .compute import ComputeGateway
+from .compute import RETRY_ATTEMPTS, ComputeGateway
 from .config import InstanceRef, MirrorConfig
 from .errors import MirrorVipError, kept
 from .forwarding import RuleRead, read_rule
@@ -49,10 +49,14 @@ def read_members(gateway: ComputeGateway, mirror: MirrorConfig, deadline: float)
 
 
 def read_member(
-    gateway: ComputeGateway, mirror: MirrorConfig, ref: InstanceRef, deadline: float
+    gateway: ComputeGateway,
+    mirror: MirrorConfig,
+    ref: InstanceRef,
+    deadline: float,
+    attempts: int = RETRY_ATTEMPTS,
 ) -> NicState | Unreadable:
     """One member's NIC, or why it cannot be read (its zone may be down)."""
     try:
-        return gateway.read_nic(ref, mirror.network_interface, deadline)
+        return gateway.read_nic(ref, mirror.network_interface, deadline, attempts)
     except MirrorVipError as err:
         return Unreadable(ref, str(err), err)
