@@ -254,6 +254,7 @@ class _Announcement:
                 events.message_attributes(event),
                 ordering_key=self.mirror,
                 deadline=deadline,
+                endpoint=self.cfg.pubsub_endpoint,
             )
         return PublishResult(
             ok=True,
