@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     result = announce(event_type, args.mirror, args.member, config=config, dry_run=args.dry_run)
     if args.dry_run and result.event is not None:
         print(json.dumps(_printable(result, show_token=args.show_token), indent=2, sort_keys=True))
+    if result.warning:
+        print(f"warning: {result.warning}", file=sys.stderr)
     print(str(result), file=sys.stdout if result.ok else sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED
 

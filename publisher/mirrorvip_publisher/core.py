@@ -26,9 +26,10 @@ from typing import Any
 from . import event as events
 from .config import MIN_BUDGET_SECONDS, PublisherConfig, load_config
 from .errors import NotPrimaryError, PublisherError
+from .key_file import key_file_on_vm_warning
 from .metadata import Deadline, MetadataClient, cached_instance_facts
 from .pubsub import publish_message
-from .watchdog import Finished, TimedOut, run_with_watchdog
+from .watchdog import Finished, Raised, TimedOut, run_with_watchdog
 
 # Let the steps' own timeouts report first; the watchdog is the backstop.
 GRACE_SECONDS = 0.25
@@ -53,6 +54,8 @@ class PublishResult:
     attempts: int = 1
     retryable: bool = False
     """Whether another attempt may succeed (a failed attempt that `announce` may repeat)."""
+    warning: str = ""
+    """Something to fix that did not stop the announcement; ^ZMIRROR logs it as a warning."""
 
     @property
     def summary(self) -> str:
@@ -75,6 +78,7 @@ class _Progress:
     def __init__(self) -> None:
         self.stage = "publisher"
         self.step = "starting"
+        self.warning = ""
 
     def enter(self, stage: str, step: str) -> None:
         self.stage, self.step = stage, step
@@ -204,15 +208,16 @@ class _Announcement:
     def retry_until_total(self) -> PublishResult:
         """Attempts with backoff while they fail retryably and the total time allows."""
         total = Deadline(self.cfg.total_seconds, start=self.started)
-        attempt_start, attempts, backoff = self.started, 0, FIRST_RETRY_SECONDS
+        attempt_start, attempts, backoff, warning = self.started, 0, FIRST_RETRY_SECONDS, ""
         while True:
             attempts += 1
             budget = min(self.cfg.budget_seconds, total.end - attempt_start)
             result = self.attempt(Deadline(budget, attempt_start))
+            warning = warning or result.warning  # given once: keep it from whichever attempt
             pause = min(backoff, total.remaining())
             if result.ok or not result.retryable or total.remaining() - pause < MIN_BUDGET_SECONDS:
                 elapsed = time.monotonic() - self.started
-                return replace(result, attempts=attempts, elapsed_seconds=elapsed)
+                return replace(result, attempts=attempts, elapsed_seconds=elapsed, warning=warning)
             time.sleep(pause)  # retry backoff, bounded by the total
             attempt_start, backoff = time.monotonic(), min(backoff * 2, MAX_RETRY_SECONDS)
 
@@ -224,6 +229,15 @@ class _Announcement:
             deadline.remaining() + GRACE_SECONDS,
             name="mirrorvip-announce",
         )
+        return replace(self._result(ran, deadline, progress), warning=progress.warning)
+
+    def _result(
+        self,
+        ran: Finished[PublishResult] | Raised | TimedOut,
+        deadline: Deadline,
+        progress: _Progress,
+    ) -> PublishResult:
+        """What the watchdog saw, as a result: a hang or an exception names the step."""
         if isinstance(ran, Finished):
             return ran.value
         if isinstance(ran, TimedOut):
@@ -238,6 +252,7 @@ class _Announcement:
         metadata = MetadataClient(self.cfg.metadata_host)
         progress.enter("metadata", "reading instance metadata")
         facts = cached_instance_facts(metadata, deadline)
+        progress.warning = key_file_on_vm_warning()  # the metadata server answered: a VM
         event = events.build_event(
             self.event_type, self.mirror, self.member, facts, self.occurred_at
         )

@@ -17,12 +17,12 @@ connection. A new client has its own key state and its own channel.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import threading
 import time
 from typing import Any
 
 from .errors import PublishError, PublishRefused
+from .key_file import key_file
 from .metadata import Deadline
 
 FIRST_BACKOFF_SECONDS = 0.1
@@ -44,7 +44,7 @@ _clients_lock = threading.Lock()
 def _credentials_mode(endpoint: str) -> str:
     if endpoint:
         return "emulator"
-    if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+    if key_file():
         return "application-default"
     return "compute-engine"
 

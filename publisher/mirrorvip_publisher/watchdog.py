@@ -1,5 +1,8 @@
 """Run a step on a worker thread and stop waiting for it at a deadline.
 
+Python 3.9 compatible at runtime, as the whole publisher (IRIS's embedded Python may be 3.9):
+the `X | Y` types appear only in annotations, which are never evaluated.
+
 Why a thread: every step already cuts its own timeouts to the budget, but some waits ignore
 them (a DNS lookup, a stuck C extension). The announcement must end within its budget all the
 same, so the caller waits for the worker at most `timeout` and then moves on; the abandoned
