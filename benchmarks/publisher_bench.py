@@ -93,7 +93,7 @@ def measure(runs: int, down_budget: float) -> dict[str, Any]:
         }
         env.update(
             PYTHONPATH=str(REPO / "publisher"),
-            PUBSUB_EMULATOR_HOST=pubsub_emu.host,
+            MIRRORVIP_PUBSUB_ENDPOINT=pubsub_emu.host,
             GCE_METADATA_HOST=metadata_emu.host,
             MIRRORVIP_TOPIC=TOPIC,
         )
@@ -101,7 +101,7 @@ def measure(runs: int, down_budget: float) -> dict[str, Any]:
         warm = _python(WARM_PROBE, env, str(runs))["runs"]
         down_env = dict(
             env,
-            PUBSUB_EMULATOR_HOST=f"127.0.0.1:{_closed_port()}",
+            MIRRORVIP_PUBSUB_ENDPOINT=f"127.0.0.1:{_closed_port()}",
             MIRRORVIP_BUDGET_SECONDS=f"{down_budget:g}",
             MIRRORVIP_TOTAL_SECONDS=f"{down_budget:g}",  # one attempt, not the 60 s of retries
         )

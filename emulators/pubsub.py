@@ -7,10 +7,11 @@ its own process group and stop the whole group, so nothing survives `stop()`.
 
 Readiness is "the gRPC port accepts connections"; the JVM needs a few seconds on a busy machine.
 
-Library use::
+Library use: clients are pointed at the emulator explicitly, never through the process-wide
+`PUBSUB_EMULATOR_HOST`, so one process can talk to several emulators (and to nothing else)::
 
     with PubSubEmulator() as emu:
-        os.environ["PUBSUB_EMULATOR_HOST"] = emu.host
+        publisher = emulator_publisher(emu.host)
 
 Command line (prints the export line, runs until Ctrl-C)::
 
@@ -21,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from emulators.process import ProcessGroup, StartupError, free_port
 from emulators.service import Service, stop_on_signals
@@ -99,7 +101,7 @@ class PubSubEmulator(Service):
 
     @property
     def host(self) -> str:
-        """`127.0.0.1:PORT`, the value for PUBSUB_EMULATOR_HOST."""
+        """`127.0.0.1:PORT`: the endpoint to give clients (`emulator_publisher(host)`)."""
         if not self.port:
             raise PubSubEmulatorError("emulator not started")
         return f"{self.bind_host}:{self.port}"
@@ -144,13 +146,45 @@ class PubSubEmulator(Service):
             self._tmp = None
 
 
+def emulator_publisher(host: str, **options: Any) -> Any:
+    """A `PublisherClient` for the emulator at host: a plain-text gRPC channel, no credentials.
+
+    What the client library does when `PUBSUB_EMULATOR_HOST` is set, without the variable.
+
+    Args:
+        host: `host:port` of the emulator.
+        **options: more `PublisherClient` arguments (`publisher_options`, `batch_settings`).
+    """
+    import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLC0415, PLR0402 (heavy)
+    from google.pubsub_v1.services.publisher.transports import (  # noqa: PLC0415
+        PublisherGrpcTransport,
+    )
+
+    transport = PublisherGrpcTransport(host=host, channel=_insecure_channel(host))
+    return pubsub_v1.PublisherClient(transport=transport, **options)
+
+
+def emulator_subscriber(host: str) -> Any:
+    """A `SubscriberClient` for the emulator at host, built as `emulator_publisher` is."""
+    import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLC0415, PLR0402 (heavy)
+    from google.pubsub_v1.services.subscriber.transports import (  # noqa: PLC0415
+        SubscriberGrpcTransport,
+    )
+
+    transport = SubscriberGrpcTransport(host=host, channel=_insecure_channel(host))
+    return pubsub_v1.SubscriberClient(transport=transport)
+
+
+def _insecure_channel(host: str) -> Any:
+    grpc = importlib.import_module("grpc")  # ships no type information
+    return grpc.insecure_channel(host)
+
+
 def create_topics(host: str, topics: list[str]) -> None:
     """Create `projects/P/topics/T` topics on the emulator at host (idempotent)."""
-    os.environ["PUBSUB_EMULATOR_HOST"] = host
-    import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLC0415, PLR0402
     from google.api_core import exceptions  # noqa: PLC0415 (heavy; only for the CLI)
 
-    publisher = pubsub_v1.PublisherClient()
+    publisher = emulator_publisher(host)
     try:
         for topic in topics:
             with contextlib.suppress(exceptions.AlreadyExists):
@@ -175,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     ) as emu:
         if args.topic:
             create_topics(emu.host, args.topic)
-        print(f"export PUBSUB_EMULATOR_HOST={emu.host}", flush=True)
+        print(f"export PUBSUB_EMULATOR_HOST={emu.host}", flush=True)  # other clients
+        print(f"export MIRRORVIP_PUBSUB_ENDPOINT={emu.host}", flush=True)  # the publisher
         while emu.running and not stop_requested.wait(0.5):
             pass
         if not emu.running:

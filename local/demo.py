@@ -137,7 +137,7 @@ def print_manual_instructions(stack: LocalStack) -> None:
     for mirror in stack.mirrors.values():
         for member in mirror.members:
             print(f"# publish as {member.name} (mirror {mirror.name}):")
-            print(f"export PUBSUB_EMULATOR_HOST={stack.pubsub.host}")
+            print(f"export MIRRORVIP_PUBSUB_ENDPOINT={stack.pubsub.host}")
             print(f"export MIRRORVIP_TOPIC={stack.topic}")
             print(f"export GCE_METADATA_HOST={stack.metadata.host_for(member.name)}")
             print(

@@ -9,7 +9,6 @@ Eventarc does. `LocalStack` uses it when started with `delivery="relay"`.
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import threading
 import urllib.error
@@ -18,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from emulators import JsonDict
+from emulators.pubsub import emulator_subscriber
 
 
 def push_envelope(
@@ -68,14 +68,13 @@ class PushRelay:
     PULL_TIMEOUT_S = 1.0
     NACK_PAUSE_S = 0.5
 
-    def __init__(self, subscription: str, endpoint: str, threads: int) -> None:
+    def __init__(self, subscription: str, endpoint: str, threads: int, pubsub_host: str) -> None:
         self.subscription = subscription
         self.endpoint = endpoint
         self.threads = threads
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
-        pubsub_v1: Any = importlib.import_module("google.cloud.pubsub_v1")
-        self._client: Any = pubsub_v1.SubscriberClient()
+        self._client: Any = emulator_subscriber(pubsub_host)
 
     def start(self) -> PushRelay:
         for index in range(self.threads):

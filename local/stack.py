@@ -28,7 +28,6 @@ describes the whole.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import tempfile
@@ -45,7 +44,7 @@ from emulators.compute.state import stable_id
 from emulators.iris_health import IrisHealthSimulator
 from emulators.metadata import VM, MetadataEmulator
 from emulators.process import free_port
-from emulators.pubsub import PubSubEmulator
+from emulators.pubsub import PubSubEmulator, emulator_publisher, emulator_subscriber
 from emulators.service import Service
 from local.cold_start import OnDemandFunction
 from local.function_process import FunctionProcess
@@ -152,7 +151,6 @@ class LocalStack(Service):
         self.function: FunctionProcess | None = None
         self.function_port = 0
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
-        self._saved_env: dict[str, str | None] = {}
         self._relay: PushRelay | None = None
         self._front: OnDemandFunction | None = None
 
@@ -166,7 +164,6 @@ class LocalStack(Service):
             self.metadata.start()
             self.iris.start()
             self.pubsub.start()
-            self._set_env("PUBSUB_EMULATOR_HOST", self.pubsub.host)
             self.function_port = free_port()
             self.function = FunctionProcess(
                 free_port() if self.options.cold_function else self.function_port,
@@ -184,7 +181,7 @@ class LocalStack(Service):
         return self
 
     def stop(self) -> None:
-        """Stop the function, the emulators, close clients, restore env vars. Idempotent."""
+        """Stop the function, the emulators, close clients. Idempotent."""
         errors: list[BaseException] = []
         steps: list[Callable[[], None]] = []
         if self._relay is not None:
@@ -195,7 +192,7 @@ class LocalStack(Service):
             steps.append(self.function.stop)
         steps += [self.pubsub.stop, self._forget_publisher_clients, self.metadata.stop]
         steps.append(self.iris.stop)
-        steps += [self.compute.stop, self._restore_env]
+        steps.append(self.compute.stop)
         for step in steps:
             try:
                 step()
@@ -250,18 +247,6 @@ class LocalStack(Service):
         self.function.stop()
         return self.function.start()
 
-    def _set_env(self, name: str, value: str) -> None:
-        self._saved_env.setdefault(name, os.environ.get(name))
-        os.environ[name] = value
-
-    def _restore_env(self) -> None:
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_env.clear()
-
     @staticmethod
     def _forget_publisher_clients() -> None:
         from mirrorvip_publisher import pubsub  # noqa: PLC0415
@@ -278,11 +263,9 @@ class LocalStack(Service):
         """
         from google.api_core import exceptions  # noqa: PLC0415
 
-        # Imported by name: google-cloud-pubsub ships no type information.
-        pubsub_v1: Any = importlib.import_module("google.cloud.pubsub_v1")
         options = self.options
-        publisher = pubsub_v1.PublisherClient()
-        subscriber = pubsub_v1.SubscriberClient()
+        publisher = emulator_publisher(self.pubsub.host)
+        subscriber = emulator_subscriber(self.pubsub.host)
         request: JsonDict = {
             "name": self.subscription,
             "topic": self.topic,
@@ -303,7 +286,7 @@ class LocalStack(Service):
             subscriber.close()
         if options.delivery == "relay":
             self._relay = PushRelay(
-                self.subscription, self.push_endpoint, options.relay_threads
+                self.subscription, self.push_endpoint, options.relay_threads, self.pubsub.host
             ).start()
 
     @property
@@ -318,7 +301,7 @@ class LocalStack(Service):
             "MIRRORVIP_TOPIC": self.topic,
             "MIRRORVIP_BUDGET_SECONDS": str(PUBLISH_BUDGET_SECONDS),
             "GCE_METADATA_HOST": self.metadata.host_for(member.name),
-            "PUBSUB_EMULATOR_HOST": self.pubsub.host,
+            "MIRRORVIP_PUBSUB_ENDPOINT": self.pubsub.host,
         }
 
     def publish(self, mirror: str, instance: str) -> Published:
@@ -353,7 +336,7 @@ class LocalStack(Service):
         """Publish bytes on the topic (a re-sent event, a forged one); returns the message id."""
         from mirrorvip_publisher import pubsub  # noqa: PLC0415
 
-        client = pubsub.publisher_client()
+        client = pubsub.publisher_client(self.pubsub.host)
         future = client.publish(self.topic, data, ordering_key="", **dict(attributes or {}))
         message_id: str = future.result(timeout=30)
         return message_id

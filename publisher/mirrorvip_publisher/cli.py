@@ -4,8 +4,8 @@
     python -m mirrorvip_publisher heartbeat --mirror M --member X [--assume-primary] [--dry-run]
 
 Common options override the config file / environment: --config, --topic, --budget, --total,
---no-identity-token. Exit status: 0 published (or dry run built), 1 failed, 3 heartbeat refused
-because this member is not shown to be primary, 2 usage error.
+--pubsub-endpoint, --no-identity-token. Exit status: 0 published (or dry run built), 1 failed,
+3 heartbeat refused because this member is not shown to be primary, 2 usage error.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--topic", help="projects/P/topics/T")
         sub.add_argument("--budget", help="time budget of one attempt, in seconds")
         sub.add_argument("--total", help="seconds to keep retrying failed attempts")
+        sub.add_argument("--pubsub-endpoint", help="host:port of a Pub/Sub emulator")
         sub.add_argument("--no-identity-token", action="store_true", help="send no identity token")
     beat.add_argument(
         "--assume-primary",
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         ("topic", "topic"),
         ("budget", "budget_seconds"),
         ("total", "total_seconds"),
+        ("pubsub_endpoint", "pubsub_endpoint"),
     ):
         if getattr(args, option) is not None:
             env[ENV_VARS[key]] = getattr(args, option)
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     result = announce(event_type, args.mirror, args.member, config=config, dry_run=args.dry_run)
     if args.dry_run and result.event is not None:
         print(json.dumps(_printable(result, show_token=args.show_token), indent=2, sort_keys=True))
+    if result.warning:
+        print(f"warning: {result.warning}", file=sys.stderr)
     print(str(result), file=sys.stdout if result.ok else sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED
 

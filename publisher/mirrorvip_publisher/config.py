@@ -12,6 +12,7 @@ Environment variables win over the file, so runbooks and tests can change one se
     MIRRORVIP_TOTAL_SECONDS   time for all attempts together, 0.5..600 (default 60)
     MIRRORVIP_IDENTITY_TOKEN  on/off (default on)
     MIRRORVIP_AUDIENCE        identity token audience (default //pubsub.googleapis.com/<topic>)
+    MIRRORVIP_PUBSUB_ENDPOINT host:port of a Pub/Sub emulator (default empty: real Pub/Sub)
     GCE_METADATA_HOST         metadata server host[:port] (default 169.254.169.254)
 """
 
@@ -41,6 +42,7 @@ DEFAULT_METADATA_HOST = "169.254.169.254"
 
 TOPIC_RE = re.compile(r"^projects/[a-z][-a-z0-9.:]{4,61}[a-z0-9]/topics/[A-Za-z][-\w.~+%]{2,254}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+$")
+ENDPOINT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):[0-9]{1,5}$")
 
 ENV_VARS = {
     "topic": "MIRRORVIP_TOPIC",
@@ -48,6 +50,7 @@ ENV_VARS = {
     "total_seconds": "MIRRORVIP_TOTAL_SECONDS",
     "identity_token": "MIRRORVIP_IDENTITY_TOKEN",
     "audience": "MIRRORVIP_AUDIENCE",
+    "pubsub_endpoint": "MIRRORVIP_PUBSUB_ENDPOINT",
 }
 TRUE_WORDS = ("1", "on", "true", "yes")
 FALSE_WORDS = ("0", "off", "false", "no")
@@ -58,7 +61,10 @@ class PublisherConfig:
     """Validated settings for one announcement.
 
     `budget_seconds` bounds one attempt (metadata, token, publish); failed attempts are retried
-    until `total_seconds` have passed since the announcement started.
+    until `total_seconds` have passed since the announcement started. `pubsub_endpoint` is the
+    `host:port` of a Pub/Sub emulator (plain gRPC, no credentials); empty means real Pub/Sub.
+    The client library's own switch, `PUBSUB_EMULATOR_HOST`, is ignored: an announcement goes
+    where this file says, whatever IRIS's environment holds.
     """
 
     topic: str
@@ -67,6 +73,7 @@ class PublisherConfig:
     identity_token: bool = True
     audience: str = ""
     metadata_host: str = DEFAULT_METADATA_HOST
+    pubsub_endpoint: str = ""
 
     def __post_init__(self) -> None:
         _check_topic(self.topic, "topic")
@@ -74,6 +81,7 @@ class PublisherConfig:
         _check_seconds(self.total_seconds, "total_seconds", MAX_TOTAL_SECONDS)
         if not HOST_RE.match(self.metadata_host):
             raise ConfigError(f"GCE_METADATA_HOST: {self.metadata_host!r} is not host[:port]")
+        _check_endpoint(self.pubsub_endpoint, "pubsub_endpoint")
         if not self.audience:
             object.__setattr__(self, "audience", default_audience(self.topic))
 
@@ -93,6 +101,11 @@ def _check_topic(value: str, where: str) -> None:
         raise ConfigError(f"{where}: required (projects/PROJECT/topics/TOPIC)")
     if not TOPIC_RE.match(value):
         raise ConfigError(f"{where}: {value!r} is not projects/PROJECT/topics/TOPIC")
+
+
+def _check_endpoint(value: str, where: str) -> None:
+    if value and not ENDPOINT_RE.match(value):
+        raise ConfigError(f"{where}: {value!r} is not host:port (empty for real Pub/Sub)")
 
 
 def _check_seconds(value: float, where: str, maximum: float) -> None:
@@ -178,6 +191,8 @@ def load_config(
     identity = True
     if "identity_token" in values:
         identity = _parse_switch(values["identity_token"], sources["identity_token"])
+    endpoint = values.get("pubsub_endpoint", "").strip()
+    _check_endpoint(endpoint, sources.get("pubsub_endpoint", "pubsub_endpoint"))
     return PublisherConfig(
         topic=topic,
         budget_seconds=budget,
@@ -185,4 +200,5 @@ def load_config(
         identity_token=identity,
         audience=values.get("audience", "").strip(),
         metadata_host=env.get("GCE_METADATA_HOST", "") or DEFAULT_METADATA_HOST,
+        pubsub_endpoint=endpoint,
     )

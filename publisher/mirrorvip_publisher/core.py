@@ -18,7 +18,6 @@ A failed announcement is a `PublishResult` with a reason, never an exception: ^Z
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,8 +26,10 @@ from typing import Any
 from . import event as events
 from .config import MIN_BUDGET_SECONDS, PublisherConfig, load_config
 from .errors import NotPrimaryError, PublisherError
+from .key_file import key_file_on_vm_warning
 from .metadata import Deadline, MetadataClient, cached_instance_facts
 from .pubsub import publish_message
+from .watchdog import Finished, Raised, TimedOut, run_with_watchdog
 
 # Let the steps' own timeouts report first; the watchdog is the backstop.
 GRACE_SECONDS = 0.25
@@ -53,6 +54,8 @@ class PublishResult:
     attempts: int = 1
     retryable: bool = False
     """Whether another attempt may succeed (a failed attempt that `announce` may repeat)."""
+    warning: str = ""
+    """Something to fix that did not stop the announcement; ^ZMIRROR logs it as a warning."""
 
     @property
     def summary(self) -> str:
@@ -75,6 +78,7 @@ class _Progress:
     def __init__(self) -> None:
         self.stage = "publisher"
         self.step = "starting"
+        self.warning = ""
 
     def enter(self, stage: str, step: str) -> None:
         self.stage, self.step = stage, step
@@ -167,27 +171,26 @@ def announce(
     """
     started = time.monotonic() if started is None else started
     occurred_at = time.time()  # when this member became primary, whichever attempt succeeds
+    cfg = _checked_config(event_type, mirror, member, config, started)
+    if isinstance(cfg, PublishResult):
+        return cfg
+    announcement = _Announcement(event_type, mirror, member, cfg, occurred_at, dry_run, started)
+    return announcement.retry_until_total()
+
+
+def _checked_config(
+    event_type: str, mirror: str, member: str, config: PublisherConfig | None, started: float
+) -> PublisherConfig | PublishResult:
+    """The settings to announce with, or the failure that stops the announcement at once."""
     try:
         problems = events.check_names(mirror, member)
         if problems:
             return _failure(event_type, mirror, started, "arguments", "; ".join(problems))
-        cfg = config or load_config()
+        return config or load_config()
     except PublisherError as exc:
         return _failure(event_type, mirror, started, exc.stage, str(exc))
     except Exception as exc:  # noqa: BLE001 (never raise into IRIS)
         return _failure(event_type, mirror, started, "config", _one_line(exc))
-    announcement = _Announcement(event_type, mirror, member, cfg, occurred_at, dry_run, started)
-    total = Deadline(cfg.total_seconds, start=started)
-    attempt_start, attempts, backoff = started, 0, FIRST_RETRY_SECONDS
-    while True:
-        attempts += 1
-        deadline = Deadline(min(cfg.budget_seconds, total.end - attempt_start), attempt_start)
-        result = announcement.attempt(deadline)
-        pause = min(backoff, total.remaining())
-        if result.ok or not result.retryable or total.remaining() - pause < MIN_BUDGET_SECONDS:
-            return replace(result, attempts=attempts, elapsed_seconds=time.monotonic() - started)
-        time.sleep(pause)  # retry backoff, bounded by the total
-        attempt_start, backoff = time.monotonic(), min(backoff * 2, MAX_RETRY_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -202,35 +205,54 @@ class _Announcement:
     dry_run: bool
     started: float
 
+    def retry_until_total(self) -> PublishResult:
+        """Attempts with backoff while they fail retryably and the total time allows."""
+        total = Deadline(self.cfg.total_seconds, start=self.started)
+        attempt_start, attempts, backoff, warning = self.started, 0, FIRST_RETRY_SECONDS, ""
+        while True:
+            attempts += 1
+            budget = min(self.cfg.budget_seconds, total.end - attempt_start)
+            result = self.attempt(Deadline(budget, attempt_start))
+            warning = warning or result.warning  # given once: keep it from whichever attempt
+            pause = min(backoff, total.remaining())
+            if result.ok or not result.retryable or total.remaining() - pause < MIN_BUDGET_SECONDS:
+                elapsed = time.monotonic() - self.started
+                return replace(result, attempts=attempts, elapsed_seconds=elapsed, warning=warning)
+            time.sleep(pause)  # retry backoff, bounded by the total
+            attempt_start, backoff = time.monotonic(), min(backoff * 2, MAX_RETRY_SECONDS)
+
     def attempt(self, deadline: Deadline) -> PublishResult:
-        """One attempt, in a worker thread that the caller waits for only until the deadline."""
+        """One attempt, on a worker thread that the caller waits for only until the deadline."""
         progress = _Progress()
-        outcome: list[PublishResult] = []
-
-        def work() -> None:
-            try:
-                outcome.append(self._steps(deadline, progress))
-            except PublisherError as exc:
-                outcome.append(self.failure(exc.stage, str(exc), retryable=exc.retryable))
-            except Exception as exc:  # noqa: BLE001 (never raise into IRIS)
-                reason = f"{_one_line(exc)} (while {progress.step})"
-                outcome.append(self.failure(progress.stage, reason, retryable=True))
-
-        worker = threading.Thread(target=work, name="mirrorvip-announce", daemon=True)
-        worker.start()
-        worker.join(deadline.remaining() + GRACE_SECONDS)
-        if outcome:
-            return outcome[0]
-        return self.failure(
-            progress.stage,
-            f"time budget of {deadline.budget_seconds:.3g} s ran out while {progress.step}",
-            retryable=True,
+        ran = run_with_watchdog(
+            lambda: self._steps(deadline, progress),
+            deadline.remaining() + GRACE_SECONDS,
+            name="mirrorvip-announce",
         )
+        return replace(self._result(ran, deadline, progress), warning=progress.warning)
+
+    def _result(
+        self,
+        ran: Finished[PublishResult] | Raised | TimedOut,
+        deadline: Deadline,
+        progress: _Progress,
+    ) -> PublishResult:
+        """What the watchdog saw, as a result: a hang or an exception names the step."""
+        if isinstance(ran, Finished):
+            return ran.value
+        if isinstance(ran, TimedOut):
+            reason = f"time budget of {deadline.budget_seconds:.3g} s ran out while {progress.step}"
+            return self.failure(progress.stage, reason, retryable=True)
+        if isinstance(ran.error, PublisherError):
+            return self.failure(ran.error.stage, str(ran.error), retryable=ran.error.retryable)
+        reason = f"{_one_line(ran.error)} (while {progress.step})"
+        return self.failure(progress.stage, reason, retryable=True)
 
     def _steps(self, deadline: Deadline, progress: _Progress) -> PublishResult:
         metadata = MetadataClient(self.cfg.metadata_host)
         progress.enter("metadata", "reading instance metadata")
         facts = cached_instance_facts(metadata, deadline)
+        progress.warning = key_file_on_vm_warning()  # the metadata server answered: a VM
         event = events.build_event(
             self.event_type, self.mirror, self.member, facts, self.occurred_at
         )
@@ -247,6 +269,7 @@ class _Announcement:
                 events.message_attributes(event),
                 ordering_key=self.mirror,
                 deadline=deadline,
+                endpoint=self.cfg.pubsub_endpoint,
             )
         return PublishResult(
             ok=True,

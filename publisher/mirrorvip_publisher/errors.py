@@ -15,60 +15,56 @@ announcement while the error is `retryable` and the total time allows.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PublisherError(Exception):
-    """Base of every failure the publisher reports."""
+    """Base of every failure the publisher reports.
+
+    Subclasses declare where they sit in the tree in their class line,
+    `class X(PublisherError, stage="...", retryable=False)`; what they do not say is inherited.
+    """
 
     stage = "publisher"
     retryable = True
 
+    def __init_subclass__(
+        cls, *, stage: str | None = None, retryable: bool | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if stage is not None:
+            cls.stage = stage
+        if retryable is not None:
+            cls.retryable = retryable
 
-class ConfigError(PublisherError):
+
+class ConfigError(PublisherError, stage="config", retryable=False):
     """Configuration is missing or invalid; the message names the field and where it came from."""
 
-    stage = "config"
-    retryable = False
 
-
-class NotPrimaryError(PublisherError):
+class NotPrimaryError(PublisherError, stage="primary_check", retryable=False):
     """A heartbeat was asked for but this member is not shown to be the primary."""
 
-    stage = "primary_check"
-    retryable = False
 
-
-class MetadataError(PublisherError):
+class MetadataError(PublisherError, stage="metadata"):
     """The metadata server did not give a usable answer."""
 
-    stage = "metadata"
 
-
-class MetadataRefused(MetadataError):
+class MetadataRefused(MetadataError, retryable=False):
     """The metadata server answered 4xx: asking again gives the same answer."""
 
-    retryable = False
 
-
-class IdentityTokenError(MetadataError):
+class IdentityTokenError(MetadataError, stage="identity", retryable=True):
     """No instance identity token: the event is not sent without one (the function rejects it)."""
 
-    stage = "identity"
-    retryable = True
 
-
-class PublishError(PublisherError):
+class PublishError(PublisherError, stage="publish"):
     """Pub/Sub did not acknowledge the message."""
 
-    stage = "publish"
 
-
-class PublishRefused(PublishError):
+class PublishRefused(PublishError, retryable=False):
     """Pub/Sub refused the message (topic missing, permission denied, invalid)."""
 
-    retryable = False
 
-
-class BudgetExceeded(PublisherError):
+class BudgetExceeded(PublisherError, stage="budget"):
     """One attempt's time budget ran out before the step named in the message finished."""
-
-    stage = "budget"

@@ -17,12 +17,12 @@ connection. A new client has its own key state and its own channel.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import threading
 import time
 from typing import Any
 
 from .errors import PublishError, PublishRefused
+from .key_file import key_file
 from .metadata import Deadline
 
 FIRST_BACKOFF_SECONDS = 0.1
@@ -41,40 +41,58 @@ _clients: dict[tuple[str, str], Any] = {}
 _clients_lock = threading.Lock()
 
 
-def _credentials_mode() -> str:
-    if os.environ.get("PUBSUB_EMULATOR_HOST"):
-        return "emulator"  # the client library switches to an insecure channel itself
-    if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+def _credentials_mode(endpoint: str) -> str:
+    if endpoint:
+        return "emulator"
+    if key_file():
         return "application-default"
     return "compute-engine"
 
 
-def publisher_client() -> Any:
+def publisher_client(endpoint: str = "") -> Any:
     """A PublisherClient with message ordering, cached per endpoint for warm calls.
 
-    On a VM we build Compute Engine credentials directly instead of `google.auth.default()`,
-    which first probes for the metadata server with its own multi-second timeouts; the token is
-    fetched lazily inside the publish RPC, so the RPC deadline bounds it.
+    Args:
+        endpoint: `host:port` of a Pub/Sub emulator; empty for real Pub/Sub.
+
+    The transport is built here, never by the library: given none, the library reads
+    `PUBSUB_EMULATOR_HOST` and would send the failover wherever the environment points. For an
+    emulator it is what the library does for that variable, made explicit: a plain-text gRPC
+    channel to the endpoint, no credentials. On a VM we build Compute Engine credentials directly
+    instead of `google.auth.default()`, which first probes for the metadata server with its own
+    multi-second timeouts; the token is fetched lazily inside the publish RPC, so the RPC
+    deadline bounds it.
     """
-    key = (os.environ.get("PUBSUB_EMULATOR_HOST", ""), _credentials_mode())
+    key = (endpoint, _credentials_mode(endpoint))
     with _clients_lock:
         client = _clients.get(key)
-        if client is not None:
-            return client
-        import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLC0415, PLR0402
+        if client is None:
+            client = _new_client(*key)
+            _clients[key] = client
+        return client
 
-        kwargs: dict[str, Any] = {}
-        if key[1] == "compute-engine":
+
+def _new_client(endpoint: str, mode: str) -> Any:
+    import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLC0415, PLR0402
+    import grpc  # type: ignore[import-untyped]  # noqa: PLC0415
+    from google.pubsub_v1.services.publisher.transports import (  # noqa: PLC0415
+        PublisherGrpcTransport,
+    )
+
+    if mode == "emulator":
+        transport = PublisherGrpcTransport(host=endpoint, channel=grpc.insecure_channel(endpoint))
+    else:
+        credentials = None  # application default credentials: the key file named in the env
+        if mode == "compute-engine":
             from google.auth import compute_engine  # noqa: PLC0415
 
-            kwargs["credentials"] = compute_engine.Credentials()  # type: ignore[no-untyped-call]
-        client = pubsub_v1.PublisherClient(
-            batch_settings=pubsub_v1.types.BatchSettings(max_messages=1),  # send at once
-            publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
-            **kwargs,
-        )
-        _clients[key] = client
-        return client
+            credentials = compute_engine.Credentials()  # type: ignore[no-untyped-call]
+        transport = PublisherGrpcTransport(credentials=credentials, always_use_jwt_access=True)
+    return pubsub_v1.PublisherClient(
+        batch_settings=pubsub_v1.types.BatchSettings(max_messages=1),  # send at once
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
+        transport=transport,
+    )
 
 
 def forget_clients() -> None:
@@ -109,8 +127,12 @@ def publish_message(
     attributes: dict[str, str],
     ordering_key: str,
     deadline: Deadline,
+    endpoint: str = "",
 ) -> str:
     """Publish and return the server-assigned message id.
+
+    Args:
+        endpoint: `host:port` of a Pub/Sub emulator; empty for real Pub/Sub.
 
     Raises:
         PublishRefused: permanent refusal (topic missing, permission denied), at once.
@@ -125,7 +147,7 @@ def publish_message(
     tries = 0
     last_problem = "no try"
     while rpc_seconds(deadline.remaining()) >= MIN_ATTEMPT_SECONDS:
-        client = publisher_client()  # the first one imports the library: time passes
+        client = publisher_client(endpoint)  # the first one imports the library: time passes
         timeout = rpc_seconds(deadline.remaining())
         if timeout < MIN_ATTEMPT_SECONDS:
             break

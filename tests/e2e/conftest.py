@@ -2,8 +2,8 @@
 
 The stack is the one `make demo` runs (`local/stack.py`), seeded with the test mirror
 layout of `support.mirrors` plus two more mirrors in the same project, so that one deployment
-serves several mirrors. Package scope, not session: the stack sets PUBSUB_EMULATOR_HOST while it
-runs, and the publisher's own tests must not see it.
+serves several mirrors. Package scope: it runs while this tier runs. (It no longer sets
+PUBSUB_EMULATOR_HOST: every client it builds names the emulator's endpoint.)
 """
 
 from __future__ import annotations

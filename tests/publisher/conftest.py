@@ -20,7 +20,7 @@ import pytest
 from google.api_core import exceptions
 
 from emulators.metadata import VM, MetadataEmulator
-from emulators.pubsub import PubSubEmulator
+from emulators.pubsub import PubSubEmulator, emulator_publisher, emulator_subscriber
 from mirrorvip_publisher import metadata, pubsub
 
 PROJECT = "mirrorvip-test"
@@ -120,6 +120,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         "MIRRORVIP_TOTAL_SECONDS",
         "MIRRORVIP_IDENTITY_TOKEN",
         "MIRRORVIP_AUDIENCE",
+        "MIRRORVIP_PUBSUB_ENDPOINT",
         "GCE_METADATA_HOST",
         "PUBSUB_EMULATOR_HOST",
         "GOOGLE_APPLICATION_CREDENTIALS",
@@ -152,14 +153,15 @@ def metadata_server(vm: VM, clean_env: pytest.MonkeyPatch) -> Iterator[MetadataE
 
 @pytest.fixture
 def channel(pubsub_emulator: PubSubEmulator, clean_env: pytest.MonkeyPatch) -> Iterator[Channel]:
-    """A fresh topic and ordered subscription; MIRRORVIP_TOPIC and PUBSUB_EMULATOR_HOST set."""
-    clean_env.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.host)
+    """A fresh topic and ordered subscription; the publisher's topic and endpoint set."""
+    clean_env.setenv("MIRRORVIP_PUBSUB_ENDPOINT", pubsub_emulator.host)
     topic = f"projects/{PROJECT}/topics/{unique('vip')}"
     subscription = f"projects/{PROJECT}/subscriptions/{unique('sub')}"
-    publisher = pubsub_v1.PublisherClient(
-        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+    publisher = emulator_publisher(
+        pubsub_emulator.host,
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
     )
-    subscriber = pubsub_v1.SubscriberClient()
+    subscriber = emulator_subscriber(pubsub_emulator.host)
     try:
         publisher.create_topic(name=topic, timeout=10)
         subscriber.create_subscription(

@@ -22,7 +22,7 @@ CHUNK = 65536
 
 
 class HangingProxy(Service):
-    """Listens on 127.0.0.1:<free port>; `host` is what PUBSUB_EMULATOR_HOST should name."""
+    """Listens on 127.0.0.1:<free port>; `host` is the publisher's `pubsub_endpoint`."""
 
     def __init__(self, target: str, hang: int = 1) -> None:
         target_host, _, target_port = target.rpartition(":")

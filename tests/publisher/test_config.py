@@ -64,6 +64,18 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     assert config.metadata_host == "127.0.0.1:8900"
 
 
+def test_the_pubsub_endpoint_comes_from_the_file_and_the_environment_wins(tmp_path: Path) -> None:
+    path = write(tmp_path, f"[mirrorvip]\ntopic = {TOPIC}\npubsub_endpoint = 127.0.0.1:8085\n")
+
+    assert load_config({}, path).pubsub_endpoint == "127.0.0.1:8085"
+    env = {"MIRRORVIP_PUBSUB_ENDPOINT": "[::1]:9000"}
+    assert load_config(env, path).pubsub_endpoint == "[::1]:9000"
+    # The library's own switch is not a setting of ours.
+    assert load_config({"PUBSUB_EMULATOR_HOST": "127.0.0.1:1"}, path).pubsub_endpoint == (
+        "127.0.0.1:8085"
+    )
+
+
 def test_the_shipped_example_is_valid() -> None:
     assert load_config({}, EXAMPLE).topic == "projects/my-project/topics/mirror-vip"
 
@@ -79,6 +91,14 @@ def test_the_shipped_example_is_valid() -> None:
         ({"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_TOTAL_SECONDS": "a minute"}, "is not a number"),
         ({"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_IDENTITY_TOKEN": "maybe"}, "is not on/off"),
         ({"MIRRORVIP_TOPIC": TOPIC, "GCE_METADATA_HOST": "http://x/"}, "GCE_METADATA_HOST"),
+        (
+            {"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_PUBSUB_ENDPOINT": "http://127.0.0.1:8085"},
+            "MIRRORVIP_PUBSUB_ENDPOINT: 'http://127.0.0.1:8085' is not host:port",
+        ),
+        (
+            {"MIRRORVIP_TOPIC": TOPIC, "MIRRORVIP_PUBSUB_ENDPOINT": "127.0.0.1"},
+            "is not host:port",
+        ),
         ({"MIRRORVIP_CONFIG": "/nonexistent/mirrorvip.ini"}, "cannot read"),
     ],
 )
@@ -95,6 +115,7 @@ def test_bad_environment_names_the_field(env: dict[str, str], message: str) -> N
         ("topic = x\n", "not valid INI"),
         ("[mirrorvip]\ntopic = projects/x/topics/y\n", "[mirrorvip] topic: 'projects/x/topics/y'"),
         (f"[mirrorvip]\ntopic = {TOPIC}\nbudget_seconds = 0.1\n", "budget_seconds: 0.1 seconds"),
+        (f"[mirrorvip]\ntopic = {TOPIC}\npubsub_endpoint = emu\n", "pubsub_endpoint: 'emu'"),
     ],
 )
 def test_bad_file_names_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:

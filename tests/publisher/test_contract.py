@@ -10,9 +10,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from emulators.metadata import VM
-from mirrorvip_publisher import notify_become_primary
+from emulators.metadata import VM, MetadataEmulator
+from mirrorvip_publisher import announce, notify_become_primary
+from mirrorvip_publisher.config import default_audience
 from mirrorvip_publisher.event import (
+    BECAME_PRIMARY,
     bound_audience,
     build_event,
     encode_event,
@@ -20,7 +22,10 @@ from mirrorvip_publisher.event import (
     format_occurred_at,
 )
 from mirrorvip_publisher.metadata import InstanceFacts
+from vipmover.config import IdentityConfig
+from vipmover.errors import EventRejected
 from vipmover.event import parse_event
+from vipmover.identity import CertsCache, verify_identity
 
 from .conftest import Channel
 
@@ -112,3 +117,39 @@ def test_publisher_and_function_bind_the_token_to_the_same_digest(extra: dict[st
     )
     # A dry run's token names a different audience, which the function never expects.
     assert bound_audience("a", event, dry_run=True) != bound_audience("a", event)
+
+
+def _function_verdict(event: dict[str, Any], topic: str, certs_url: str) -> str:
+    """What the deployed function's identity check says of this event: `accepted` or a reason."""
+    config = IdentityConfig(required=True, certs_url=certs_url)
+    try:
+        verify_identity(
+            event.get("identity_token"),
+            parse_event(encode_event(event)),
+            config=config,
+            source=default_audience(topic),
+            publish_time=None,
+            certs=CertsCache(),
+        )
+    except EventRejected as rejected:
+        return rejected.reason
+    return "accepted"
+
+
+@pytest.mark.integration
+def test_a_dry_run_token_is_refused_by_the_function_and_a_real_one_accepted(
+    channel: Channel, metadata_server: MetadataEmulator
+) -> None:
+    dry = announce(BECAME_PRIMARY, "MIRRORA", "IRIS-A", dry_run=True)
+    real = notify_become_primary("MIRRORA", "IRIS-A")
+    assert dry.ok, str(dry)
+    assert real.ok, str(real)
+    assert dry.event is not None
+    assert real.event is not None
+
+    # Asked for with the dry-run mark, so it can never move the VIP.
+    audiences = [r.query["audience"][0] for r in metadata_server.requests if "identity" in r.path]
+    assert audiences[0].startswith(default_audience(channel.topic) + "#dry-run:")
+    certs_url = metadata_server.certs_url
+    assert _function_verdict(dry.event, channel.topic, certs_url) == "wrong_audience"
+    assert _function_verdict(real.event, channel.topic, certs_url) == "accepted"

@@ -27,6 +27,8 @@ pytestmark = pytest.mark.integration
 MIRROR = "MIRRORA"
 MEMBER = "IRIS-A"
 SLACK_SECONDS = 0.5
+LIBRARY_EMULATOR_SWITCH = "PUBSUB_EMULATOR_HOST"
+"""google-cloud-pubsub's own switch: set only to show that the publisher ignores it."""
 
 
 @pytest.mark.usefixtures("metadata_server")
@@ -99,6 +101,19 @@ def test_warm_calls_publish_in_order(channel: Channel, metadata_server: Metadata
     assert sum("identity" in path for path in paths) == 3
 
 
+def announce_within(monkeypatch: pytest.MonkeyPatch, budget: float, total: float) -> PublishResult:
+    """Announce with this budget and total; it must fail, and return within the total + slack."""
+    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", f"{budget:g}")
+    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", f"{total:g}")
+    started = time.monotonic()
+    result = notify_become_primary(MIRROR, MEMBER)
+    elapsed = time.monotonic() - started
+    assert elapsed <= total + SLACK_SECONDS, f"{elapsed:.2f} s: {result}"
+    assert not result.ok
+    assert result.reason
+    return result
+
+
 def identity_requests(metadata_server: MetadataEmulator) -> int:
     return sum("identity" in request.path for request in metadata_server.requests)
 
@@ -107,17 +122,14 @@ def test_without_an_identity_token_nothing_is_sent_and_identity_is_named(
     channel: Channel, metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     metadata_server.fail(500, path_contains="identity")
-    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
-    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "3")
-
     started = time.monotonic()
-    result = notify_become_primary(MIRROR, MEMBER)
-    elapsed = time.monotonic() - started
+
+    result = announce_within(monkeypatch, budget=1, total=3)
 
     # Retried for the whole total, token included, then reported: not "published".
     assert str(result).startswith("failed: identity: no identity token: "), str(result)
     assert result.attempts >= 2
-    assert 3 - 1 <= elapsed <= 3 + SLACK_SECONDS, f"{elapsed:.2f} s: {result}"
+    assert time.monotonic() - started >= 3 - 1
     assert identity_requests(metadata_server) > result.attempts  # retried inside attempts too
     # The deployed function would reject and acknowledge a tokenless event: none was sent.
     assert channel.published_so_far(MIRROR) == []
@@ -172,25 +184,14 @@ def closed_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def within_budget(result: PublishResult, started: float, budget: float) -> None:
-    elapsed = time.monotonic() - started
-    assert elapsed <= budget + SLACK_SECONDS, f"{elapsed:.2f} s: {result}"
-    assert not result.ok
-    assert result.reason
-
-
 @pytest.mark.usefixtures("channel", "metadata_server")
 def test_pubsub_unreachable_fails_within_budget(
     closed_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{closed_port}")
-    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1.5")
-    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "1.5")
+    monkeypatch.setenv("MIRRORVIP_PUBSUB_ENDPOINT", f"127.0.0.1:{closed_port}")
 
-    started = time.monotonic()
-    result = notify_become_primary(MIRROR, MEMBER)
+    result = announce_within(monkeypatch, budget=1.5, total=1.5)
 
-    within_budget(result, started, 1.5)
     assert result.stage == "publish"
     assert "did not acknowledge within the 1.5 s budget" in str(result)
 
@@ -199,17 +200,42 @@ def test_pubsub_unreachable_fails_within_budget(
 def test_pubsub_unreachable_is_retried_until_the_total(
     closed_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{closed_port}")
-    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
-    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "3")
-
+    monkeypatch.setenv("MIRRORVIP_PUBSUB_ENDPOINT", f"127.0.0.1:{closed_port}")
     started = time.monotonic()
-    result = notify_become_primary(MIRROR, MEMBER)
 
-    within_budget(result, started, 3)
+    result = announce_within(monkeypatch, budget=1, total=3)
+
     assert time.monotonic() - started >= 3 - 1
     assert result.stage == "publish"
     assert result.attempts >= 2
+
+
+@pytest.mark.usefixtures("metadata_server")
+def test_the_configured_endpoint_wins_over_pubsub_emulator_host(
+    channel: Channel, closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The library's own switch points at nothing; the config names the emulator.
+    monkeypatch.setenv(LIBRARY_EMULATOR_SWITCH, f"127.0.0.1:{closed_port}")
+
+    result = notify_become_primary(MIRROR, MEMBER)
+
+    assert result.ok, str(result)
+    [message] = channel.published_so_far(MIRROR)
+    assert message.message_id == result.message_id
+
+
+@pytest.mark.usefixtures("metadata_server")
+def test_pubsub_emulator_host_cannot_divert_a_publisher_configured_for_real_pubsub(
+    channel: Channel, pubsub_emulator: PubSubEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIRRORVIP_PUBSUB_ENDPOINT", "")  # real Pub/Sub (unreachable here)
+    monkeypatch.setenv(LIBRARY_EMULATOR_SWITCH, pubsub_emulator.host)
+
+    result = announce_within(monkeypatch, budget=1, total=1)
+
+    # An environment variable in IRIS's processes must not send failovers elsewhere.
+    assert result.stage == "publish", str(result)
+    assert channel.published_so_far(MIRROR) == []
 
 
 @pytest.mark.usefixtures("metadata_server")
@@ -219,7 +245,7 @@ def test_a_hung_first_publish_leaves_time_for_a_retry_that_arrives(
     monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "4")
     monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "4")  # one attempt: the retry is inside it
     with HangingProxy(pubsub_emulator.host, hang=1) as proxy:
-        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", proxy.host)
+        monkeypatch.setenv("MIRRORVIP_PUBSUB_ENDPOINT", proxy.host)
 
         started = time.monotonic()
         result = notify_become_primary(MIRROR, MEMBER)
@@ -236,13 +262,9 @@ def test_metadata_hanging_fails_within_budget(
     channel: Channel, metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     metadata_server.hang(30)
-    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
-    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "1")
 
-    started = time.monotonic()
-    result = notify_become_primary(MIRROR, MEMBER)
+    result = announce_within(monkeypatch, budget=1, total=1)
 
-    within_budget(result, started, 1.0)
     assert result.stage == "metadata"
     assert "gave no answer" in str(result)
     assert channel.published_so_far(MIRROR) == []
@@ -253,13 +275,9 @@ def test_metadata_500_fails_within_budget(
     metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     metadata_server.fail(500)
-    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
-    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "1")
 
-    started = time.monotonic()
-    result = notify_become_primary(MIRROR, MEMBER)
+    result = announce_within(monkeypatch, budget=1, total=1)
 
-    within_budget(result, started, 1.0)
     assert result.stage == "metadata"
     assert "HTTP 500" in str(result)
 
@@ -269,13 +287,9 @@ def test_metadata_down_fails_within_budget(
     metadata_server: MetadataEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     metadata_server.take_down()
-    monkeypatch.setenv("MIRRORVIP_BUDGET_SECONDS", "1")
-    monkeypatch.setenv("MIRRORVIP_TOTAL_SECONDS", "1")
 
-    started = time.monotonic()
-    result = notify_become_primary(MIRROR, MEMBER)
+    result = announce_within(monkeypatch, budget=1, total=1)
 
-    within_budget(result, started, 1.0)
     assert "unreachable" in str(result)
 
 

@@ -39,6 +39,8 @@ class DoctorOptions:
     role_file: Path = DEFAULT_ROLE_FILE
     topic_exists: Callable[[str], bool | None] | None = None
     """Answers whether the topic exists (None: cannot tell); default asks Pub/Sub."""
+    pubsub_endpoint: str = ""
+    """`host:port` of a Pub/Sub emulator for the default question; empty for real Pub/Sub."""
 
 
 def doctor(session: Session, mirror: MirrorConfig, options: DoctorOptions) -> MirrorResult:
@@ -290,8 +292,10 @@ def _permissions(
 def _topic(options: DoctorOptions) -> Check:
     if not options.topic:
         return Check("topic", "warning", "not checked", "give --topic or MIRROR_VIP_TOPIC")
-    ask = options.topic_exists or topic_exists
-    exists = ask(options.topic)
+    if options.topic_exists is not None:
+        exists = options.topic_exists(options.topic)
+    else:
+        exists = topic_exists(options.topic, options.pubsub_endpoint)
     if exists is None:
         return Check("topic", "warning", f"cannot tell whether {options.topic} exists", "")
     if not exists:
@@ -300,14 +304,11 @@ def _topic(options: DoctorOptions) -> Check:
     return Check("topic", "ok", f"{options.topic} exists")
 
 
-def topic_exists(topic: str) -> bool | None:
-    """Ask Pub/Sub (honours PUBSUB_EMULATOR_HOST); None when it cannot say."""
-    import importlib  # noqa: PLC0415
-
+def topic_exists(topic: str, endpoint: str = "") -> bool | None:
+    """Ask Pub/Sub, or the emulator at endpoint (`host:port`); None when it cannot say."""
     from google.api_core import exceptions  # noqa: PLC0415
 
-    pubsub: Any = importlib.import_module("google.cloud.pubsub_v1")
-    client = pubsub.PublisherClient()
+    client = _publisher_client(endpoint)
     try:
         client.get_topic(topic=topic, timeout=10)
     except exceptions.NotFound:
@@ -317,6 +318,22 @@ def topic_exists(topic: str) -> bool | None:
     finally:
         client.transport.close()
     return True
+
+
+def _publisher_client(endpoint: str) -> Any:
+    """A Pub/Sub client; for an emulator a plain-text channel without credentials, as the
+    library builds for `PUBSUB_EMULATOR_HOST` (built here so the option, not the env, decides)."""
+    import importlib  # noqa: PLC0415
+
+    pubsub: Any = importlib.import_module("google.cloud.pubsub_v1")
+    if not endpoint:
+        return pubsub.PublisherClient()
+    grpc: Any = importlib.import_module("grpc")
+    transports: Any = importlib.import_module("google.pubsub_v1.services.publisher.transports")
+    channel = grpc.insecure_channel(endpoint)
+    return pubsub.PublisherClient(
+        transport=transports.PublisherGrpcTransport(host=endpoint, channel=channel)
+    )
 
 
 def _drift_checks(h: Holdings) -> list[Check]:

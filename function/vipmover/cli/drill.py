@@ -39,6 +39,8 @@ class DrillOptions:
     metadata_host: str | None = None
     function_log: Path | None = None
     progress: Callable[[str], None] | None = None
+    pubsub_endpoint: str = ""
+    """`host:port` of a Pub/Sub emulator; empty for real Pub/Sub."""
 
 
 @dataclass
@@ -98,7 +100,11 @@ def _publish(mirror: MirrorConfig, target: InstanceRef, options: DrillOptions) -
 
     member = target.name.upper().replace("-", "_")
     if options.metadata_host is not None:
-        config = publisher.PublisherConfig(topic=options.topic, metadata_host=options.metadata_host)
+        config = publisher.PublisherConfig(
+            topic=options.topic,
+            metadata_host=options.metadata_host,
+            pubsub_endpoint=options.pubsub_endpoint,
+        )
         result = publisher.notify_become_primary(mirror.name, member, config=config)
         if not result.ok:
             return {"error": str(result)}
@@ -112,6 +118,7 @@ def _publish(mirror: MirrorConfig, target: InstanceRef, options: DrillOptions) -
             events.message_attributes(event),
             ordering_key=mirror.name,
             deadline=Deadline(30.0),
+            endpoint=options.pubsub_endpoint,
         )
     except publisher.PublisherError as err:
         return {"error": str(err)}

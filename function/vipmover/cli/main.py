@@ -64,8 +64,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the exit code."""
     args = parser().parse_args(argv)
-    if getattr(args, "pubsub_endpoint", None):
-        os.environ["PUBSUB_EMULATOR_HOST"] = args.pubsub_endpoint
     try:
         session = open_session(args.config, args.mirror, args.impersonate)
         run = _runner(args)
@@ -92,9 +90,17 @@ def _runner(args: argparse.Namespace) -> Callable[[Session, MirrorConfig], Mirro
         if not topic:
             raise UsageError("drill needs --topic or MIRROR_VIP_TOPIC")
         progress = terminal_progress if sys.stderr.isatty() and not args.json else None
-        options = DrillOptions(topic, args.timeout, args.metadata_host, args.function_log, progress)
+        options = DrillOptions(
+            topic,
+            args.timeout,
+            args.metadata_host,
+            args.function_log,
+            progress,
+            args.pubsub_endpoint or "",
+        )
         return lambda s, m: drill(s, m, args.to, options)
-    return lambda s, m: doctor(s, m, DoctorOptions(topic, args.role_file))
+    checks = DoctorOptions(topic, args.role_file, pubsub_endpoint=args.pubsub_endpoint or "")
+    return lambda s, m: doctor(s, m, checks)
 
 
 def _ask(lines: list[str]) -> bool:
