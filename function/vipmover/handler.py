@@ -20,7 +20,7 @@ from .event import MirrorEvent, PubSubMessage, format_rfc3339, parse_event, unwr
 from .identity import CertsCache, verify_identity
 from .move_run import MoveReport
 from .mover import Mover
-from .movers import VipMover
+from .movers import MoveRequest, VipMover
 from .outcome import CLAIMED_CHARS, UNKNOWN, Outcome
 from .replay import TokenUse
 from .route_mover import RouteMover
@@ -69,15 +69,8 @@ def handle(app: App, event_id: str, data: Any, source: str | None = None) -> Out
         facts = EventFacts(target, event.instance_id, time_ms, round(time.time() * 1000), token)
         guard = app.safeguards.begin(mirror, facts)
         try:
-            outcome.outcome = mover.move(
-                mirror,
-                target,
-                outcome.event_id,
-                report,
-                time_ms,
-                heartbeat=heartbeat,
-                guard=guard,
-            )
+            request = MoveRequest(mirror, target, outcome.event_id, time_ms, heartbeat, guard)
+            outcome.outcome = mover.move(request, report)
         finally:
             guard.close()
             outcome.alerts, report.notes[:0] = guard.alerts, guard.notes

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Literal
 
-from .compute import ComputeGateway, request_id
+from .compute import request_id
 from .config import InstanceRef, MirrorConfig
 from .errors import (
     AddressInUse,
@@ -46,6 +46,7 @@ from .move_run import (
     unreadable_error,
     wait_for,
 )
+from .movers import GatewayMover, MoveRequest
 from .plan import (
     AddressState,
     Mark,
@@ -72,36 +73,21 @@ from .safeguards import Guard
 MAX_ROUNDS = 3
 
 
-class Mover:
-    """Moves an alias-mode mirror's VIP through a `ComputeGateway`: a `movers.VipMover`.
-
-    Args:
-        gateway: The Compute boundary.
-        operation_timeout_s: Deadline for one whole move (reads, writes, waits, verification).
-    """
-
-    def __init__(self, gateway: ComputeGateway, operation_timeout_s: float) -> None:
-        self.gateway = gateway
-        self.operation_timeout_s = operation_timeout_s
+class Mover(GatewayMover):
+    """Moves an alias-mode mirror's VIP through a `ComputeGateway`: a `movers.VipMover`."""
 
     def move(
-        self,
-        mirror: MirrorConfig,
-        target: InstanceRef,
-        event_key: str,
-        report: MoveReport,
-        event_time_ms: int | None = None,
-        *,
-        heartbeat: bool = False,
-        guard: Guard | None = None,
+        self, request: MoveRequest, report: MoveReport
     ) -> Literal["moved", "already_in_place"]:
         """Alias mode's `VipMover.move`: off every other NIC, then onto the target's."""
+        mirror, heartbeat = request.mirror, request.heartbeat
         deadline = time.monotonic() + self.operation_timeout_s
-        event = Mark(event_time_ms, target) if event_time_ms is not None else None
-        goal = _Goal(mark_label(mirror.name), target, event, heartbeat)
+        time_ms = request.event_time_ms
+        event = Mark(time_ms, request.target) if time_ms is not None else None
+        goal = _Goal(mark_label(mirror.name), request.target, event, heartbeat)
         moved = False
         for _ in range(MAX_ROUNDS):
-            result = self._round(mirror, goal, event_key, report, deadline, guard)
+            result = self._round(mirror, goal, request.event_key, report, deadline, request.guard)
             goal, moved = result.goal, moved or result.changed
             if not result.settled:
                 continue

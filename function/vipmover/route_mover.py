@@ -44,6 +44,7 @@ from .errors import (
 from .event import format_rfc3339
 from .forwarding import RuleRead, plan_rule, read_rule, retarget, rule_problem
 from .move_run import MoveReport, run_concurrently
+from .movers import GatewayMover, MoveRequest
 from .plan import Mark, MarkDecision, NicState, Unreadable, decide_mark, instance_of
 from .reads import read_member
 from .route_plan import (
@@ -81,33 +82,19 @@ class _Seen:
     """The new primary's VM, and with a guard that needs them every other member's."""
 
 
-class RouteMover:
-    """Moves a route-mode mirror's VIP: a `movers.VipMover`.
-
-    Args:
-        gateway: The Compute boundary.
-        operation_timeout_s: Deadline for one whole move.
-    """
-
-    def __init__(self, gateway: ComputeGateway, operation_timeout_s: float) -> None:
-        self.gateway = gateway
-        self.operation_timeout_s = operation_timeout_s
+class RouteMover(GatewayMover):
+    """Moves a route-mode mirror's VIP: a `movers.VipMover`."""
 
     def move(
-        self,
-        mirror: MirrorConfig,
-        target: InstanceRef,
-        event_key: str,
-        report: MoveReport,
-        event_time_ms: int | None = None,
-        *,
-        heartbeat: bool = False,
-        guard: Guard | None = None,
+        self, request: MoveRequest, report: MoveReport
     ) -> Literal["moved", "already_in_place"]:
-        """Route mode's `VipMover.move`: route the VIP (and the forwarding rule) to `target`."""
+        """Route mode's `VipMover.move`: route the VIP (and the forwarding rule) to the target."""
+        mirror, target, guard = request.mirror, request.target, request.guard
+        heartbeat, time_ms = request.heartbeat, request.event_time_ms
         deadline = time.monotonic() + self.operation_timeout_s
-        run = _Run(self.gateway, mirror, f"{event_key}/{secrets.token_hex(8)}", report, deadline)
-        event = Mark(event_time_ms, target) if event_time_ms is not None else None
+        key = f"{request.event_key}/{secrets.token_hex(8)}"
+        run = _Run(self.gateway, mirror, key, report, deadline)
+        event = Mark(time_ms, target) if time_ms is not None else None
         stale: Mark | None = None
         moved = False
         goal = target
@@ -178,22 +165,15 @@ def plan_round(
     return RoundPlan(decision, routes, plan_rule(mirror, chosen, rule))
 
 
+@dataclass(frozen=True)
 class _Run:
     """The reads and writes of one move, sharing its requestId key, report and deadline."""
 
-    def __init__(
-        self,
-        gateway: ComputeGateway,
-        mirror: MirrorConfig,
-        key: str,
-        report: MoveReport,
-        deadline: float,
-    ) -> None:
-        self.gateway = gateway
-        self.mirror = mirror
-        self.key = key
-        self.report = report
-        self.deadline = deadline
+    gateway: ComputeGateway
+    mirror: MirrorConfig
+    key: str
+    report: MoveReport
+    deadline: float
 
     # -- reads --------------------------------------------------------------------------------
 

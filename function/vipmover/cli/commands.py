@@ -18,6 +18,7 @@ from ..config import InstanceRef, MirrorConfig
 from ..errors import MirrorVipError
 from ..handler import mover_for, run_recorded
 from ..move_run import MoveReport
+from ..movers import MoveRequest
 from ..outcome import Outcome, log_outcome
 from ..plan import MovePlan, NicState, Unreadable, plan_move
 from .holdings import Holdings
@@ -246,6 +247,6 @@ def manual_move(session: Session, mirror: MirrorConfig, target: InstanceRef) -> 
 
     def work() -> None:
         mover = mover_for(mirror, gateway, session.config.operation_timeout_s)
-        outcome.outcome = mover.move(mirror, target, outcome.event_id, report, now_ms)
+        outcome.outcome = mover.move(MoveRequest(mirror, target, outcome.event_id, now_ms), report)
 
     return run_recorded(work, outcome, report, gateway, started)
