@@ -9,8 +9,7 @@ what the emulator holds afterwards (the routes, the forwarding rule) and what wa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import pytest
 
@@ -21,10 +20,11 @@ from emulators.metadata import MetadataEmulator
 from local.mirrors import Member, compute_state, route_layout
 from mirrorvip_publisher.event import bound_audience
 from support import mirrors
-from support.events import became_primary, cloud_event
+from support.events import became_primary
 from support.function_app import Delivery, FunctionUnderTest
-from support.signing import AUDIENCE, identity_config, metadata_servers, signed
-from vipmover.event import format_rfc3339
+from support.signing import AUDIENCE, identity_config, signed
+
+from .conftest import deliver
 
 pytestmark = pytest.mark.integration
 
@@ -41,19 +41,6 @@ def compute() -> Iterator[ComputeEmulator]:
         yield emulator
 
 
-@pytest.fixture
-def metadata() -> Iterator[MetadataEmulator]:
-    with metadata_servers(PRIMARY, BACKUP) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def iris() -> Iterator[IrisHealthSimulator]:
-    with IrisHealthSimulator([PRIMARY.name, BACKUP.name]) as simulator:
-        simulator.set_primary(PRIMARY.name)
-        yield simulator
-
-
 def start(
     start_function: FunctionFactory,
     metadata: MetadataEmulator,
@@ -67,17 +54,6 @@ def start(
         entry["corroborate"] = {"url": iris.url_template, "timeout_seconds": 2}
     config = mirrors.config({LAYOUT.name: entry}) | {"identity": identity_config(metadata)}
     return start_function(config)
-
-
-def deliver(
-    function: FunctionUnderTest,
-    event: dict[str, Any],
-    *,
-    message_id: str | None = None,
-    seconds_from_now: float = 0,
-) -> Delivery:
-    publish_time = format_rfc3339(datetime.now(UTC) + timedelta(seconds=seconds_from_now))
-    return function.deliver(cloud_event(event, message_id=message_id, publish_time=publish_time))
 
 
 def place_on_primary(function: FunctionUnderTest, metadata: MetadataEmulator) -> None:

@@ -7,7 +7,6 @@ each member's IRIS answered by the health simulator. Issue 14's scenarios, one t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,26 +21,13 @@ from mirrorvip_publisher.event import bound_audience
 from support import mirrors
 from support.compute_view import UPDATE_NIC, aliases, assert_vip_on, mutation_count
 from support.events import became_primary, cloud_event
-from support.function_app import Delivery, FunctionUnderTest
-from support.signing import AUDIENCE, identity_config, metadata_servers, signed
-from vipmover.event import format_rfc3339
+from support.function_app import Delivery
+from support.signing import AUDIENCE, identity_config, signed
+
+from .conftest import deliver
 
 pytestmark = pytest.mark.integration
 PRIMARY, BACKUP = mirrors.primary(), mirrors.backup()
-
-
-@pytest.fixture
-def metadata() -> Iterator[MetadataEmulator]:
-    with metadata_servers() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def iris() -> Iterator[IrisHealthSimulator]:
-    """Both members' IRIS; the primary (which holds the VIP) answers SUCCESS."""
-    with IrisHealthSimulator([PRIMARY.name, BACKUP.name]) as simulator:
-        simulator.set_primary(PRIMARY.name)
-        yield simulator
 
 
 def guarded_config(
@@ -57,17 +43,6 @@ def guarded_config(
     if takeover_limit is not None:
         entry["takeover_limit"] = takeover_limit
     return config | {"identity": identity_config(metadata)}
-
-
-def deliver(
-    function: FunctionUnderTest,
-    event: dict[str, Any],
-    *,
-    message_id: str | None = None,
-    minutes_from_now: float = 0,
-) -> Delivery:
-    publish_time = format_rfc3339(datetime.now(UTC) + timedelta(minutes=minutes_from_now))
-    return function.deliver(cloud_event(event, message_id=message_id, publish_time=publish_time))
 
 
 def assert_refused(delivery: Delivery, reason: str) -> None:
@@ -157,7 +132,7 @@ def test_more_than_n_moves_in_m_minutes_are_refused_while_the_holder_runs(
     for step, member in enumerate((BACKUP, PRIMARY, BACKUP, PRIMARY)):
         iris.set_primary(member.name)
         event = signed(metadata, member, issued_at=datetime.now(UTC).timestamp() - 30 + step)
-        results.append(deliver(function, event, minutes_from_now=step * 0.01).outcome)
+        results.append(deliver(function, event, seconds_from_now=step * 0.6).outcome)
 
     assert [r["outcome"] for r in results] == ["moved", "moved", "moved", "rejected"]
     assert results[3]["error_reason"] == "takeover_limit"
@@ -167,7 +142,7 @@ def test_more_than_n_moves_in_m_minutes_are_refused_while_the_holder_runs(
     compute.edit_instance(
         mirrors.PROJECT, BACKUP.zone, BACKUP.name, lambda vm: vm.update(status="TERMINATED")
     )
-    again = deliver(function, signed(metadata, PRIMARY), minutes_from_now=0.05)
+    again = deliver(function, signed(metadata, PRIMARY), seconds_from_now=3)
     assert again.outcome["outcome"] == "moved", again.outcome
 
 
@@ -178,7 +153,7 @@ def test_moves_zero_switches_the_limit_off(
     issued = datetime.now(UTC).timestamp() - 30
     outcomes = [
         deliver(
-            function, signed(metadata, member, issued_at=issued + n), minutes_from_now=n * 0.01
+            function, signed(metadata, member, issued_at=issued + n), seconds_from_now=n * 0.6
         ).outcome["outcome"]
         for n, member in enumerate((BACKUP, PRIMARY) * 3)
     ]
@@ -214,11 +189,9 @@ def test_a_replayed_event_is_refused_and_its_redelivery_is_not(
     function = start_function(guarded_config(metadata, None, {"moves": 0}))
     failover = signed(metadata, BACKUP)
     first = deliver(function, failover, message_id="1001")
-    failback = deliver(
-        function, signed(metadata, PRIMARY), message_id="1002", minutes_from_now=0.01
-    )
+    failback = deliver(function, signed(metadata, PRIMARY), message_id="1002", seconds_from_now=0.6)
 
-    replay = deliver(function, failover, message_id="1003", minutes_from_now=0.02)
+    replay = deliver(function, failover, message_id="1003", seconds_from_now=1.2)
     redelivery = deliver(function, failover, message_id="1001")
 
     assert (first.outcome["outcome"], failback.outcome["outcome"]) == ("moved", "moved")
@@ -245,7 +218,7 @@ def test_tokens_must_be_fresh_at_a_sane_publish_time(
     issued = datetime.now(UTC) - timedelta(minutes=issued_minutes_ago)
     event = signed(metadata, BACKUP, issued_at=issued.timestamp())
 
-    delivery = deliver(function, event, minutes_from_now=publish_minutes_from_now)
+    delivery = deliver(function, event, seconds_from_now=publish_minutes_from_now * 60)
 
     assert_refused_without_alert(delivery, reason)
     assert compute.mutations() == []
