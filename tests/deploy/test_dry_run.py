@@ -165,19 +165,24 @@ def test_function_timeout_follows_the_operation_deadline(tmp_path: Path) -> None
     assert only(commands, "gcloud", "functions", "deploy").flag("timeout") == "540s"
 
 
+def assert_refused_before_deploying(tmp_path: Path, mirrors_file: Path, error: str) -> None:
+    """deploy.sh's `function` step refuses the mirrors file, naming `error`, and deploys nothing."""
+    result = run_deploy(
+        "--dry-run", "function", config=write_config(tmp_path, MIRROR_CONFIG_FILE=str(mirrors_file))
+    )
+    assert result.returncode != 0
+    assert error in result.stderr
+    assert not any(
+        c.startswith("gcloud", "functions", "deploy") for c in parse_dry_run(result.stdout)
+    )
+
+
 @pytest.mark.parametrize("operation_timeout", [480.5, 500, 540])
 def test_an_operation_deadline_that_leaves_no_time_to_log_is_refused(
     tmp_path: Path, operation_timeout: float
 ) -> None:
     config = mirror_config_file(tmp_path, operation_timeout_seconds=operation_timeout)
-    result = run_deploy(
-        "--dry-run", "function", config=write_config(tmp_path, MIRROR_CONFIG_FILE=str(config))
-    )
-    assert result.returncode != 0
-    assert "operation_timeout_seconds: expected 1..480" in result.stderr
-    assert not any(
-        c.startswith("gcloud", "functions", "deploy") for c in parse_dry_run(result.stdout)
-    )
+    assert_refused_before_deploying(tmp_path, config, "operation_timeout_seconds: expected 1..480")
 
 
 def many_mirrors(count: int) -> dict[str, object]:
@@ -223,14 +228,7 @@ def test_max_instances_must_be_a_number(tmp_path: Path) -> None:
 def test_invalid_mirror_config_stops_before_deploying(tmp_path: Path) -> None:
     config = tmp_path / "mirrors.yaml"
     config.write_text("mirrors:\n  M:\n    privte_vip: 10.0.0.250/32\n    members: []\n")
-    result = run_deploy(
-        "--dry-run", "function", config=write_config(tmp_path, MIRROR_CONFIG_FILE=str(config))
-    )
-    assert result.returncode != 0
-    assert "privte_vip" in result.stderr
-    assert not any(
-        c.startswith("gcloud", "functions", "deploy") for c in parse_dry_run(result.stdout)
-    )
+    assert_refused_before_deploying(tmp_path, config, "privte_vip")
 
 
 def test_custom_roles_hold_exactly_the_movers_permissions_once(commands: list[Command]) -> None:

@@ -8,12 +8,9 @@ pin that exactly: widening a grant is a deliberate change to this file.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
@@ -29,6 +26,7 @@ from .script import (
     TRIGGER_SA,
     Command,
     dry_run,
+    load_deploy_script,
     run_deploy,
     write_config,
 )
@@ -41,16 +39,6 @@ READ_ONLY = re.compile(
 )
 Binding = tuple[str, str, str, str]
 """(role, member, resource, condition title or "-")."""
-
-
-def load_render_iam() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("render_iam", DEPLOY_DIR / "render_iam.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def resource_of(c: Command) -> str:
@@ -194,7 +182,7 @@ def test_route_mode_conditions_name_the_rule_targets_routes_and_network(tmp_path
         )
     )
     base = f"projects/{PROJECT}"
-    parsed = load_render_iam().parse_config(mirror_config([layout]), lambda: PROJECT)
+    parsed = load_deploy_script("render_iam").parse_config(mirror_config([layout]), lambda: PROJECT)
     (mirror,) = parsed.mirrors.values()
     expected = {
         f'resource.name == "{base}/zones/{m.zone}/targetInstances/{name}"'
@@ -204,7 +192,7 @@ def test_route_mode_conditions_name_the_rule_targets_routes_and_network(tmp_path
     expected.add(
         f'resource.name == "{base}/regions/{rule.region}/forwardingRules/{rule.forwarding_rule}"'
     )
-    slug = load_render_iam().route_slug(mirror.name)
+    slug = load_deploy_script("render_iam").route_slug(mirror.name)
     expected.add(f'resource.name.startsWith("{base}/global/routes/mirror-vip-{slug}-")')
     expected.add(
         f'resource.name == "{base}/global/networks/{mirror.network}"'
@@ -231,7 +219,7 @@ def test_teardown_revokes_every_binding_deploy_grants_on_compute_and_the_project
 
 
 def test_role_file_scope_comments_match_where_permissions_are_granted() -> None:
-    render_iam = load_render_iam()
+    render_iam = load_deploy_script("render_iam")
     for line in (DEPLOY_DIR / "function-role.yaml").read_text().splitlines():
         if match := re.fullmatch(r"  - (compute\.\S+)  # \[(\w+)\]", line):
             assert render_iam.scope_of(match.group(1)) == match.group(2), line
@@ -256,7 +244,7 @@ def test_a_permission_of_an_undecided_scope_stops_the_deployment(
     role["includedPermissions"].append(permission)
     role_file = tmp_path / "role.yaml"
     role_file.write_text(yaml.safe_dump(role))
-    render_iam = load_render_iam()
+    render_iam = load_deploy_script("render_iam")
     with pytest.raises(render_iam.RoleError, match=re.escape(message)):
         render_iam.split_role(role, "mirrorVipMover")
 

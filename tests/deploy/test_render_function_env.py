@@ -8,11 +8,8 @@ cover deadline + margin and stay within 540 s, or the config is refused: never a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,25 +20,12 @@ from hypothesis import strategies as st
 from vipmover.config import parse_config
 from vipmover.errors import ConfigError
 
-from .script import DEPLOY_DIR, PROJECT
+from .script import DEPLOY_DIR, PROJECT, load_deploy_script
 
 pytestmark = pytest.mark.unit
 
 
-def load_script() -> ModuleType:
-    """deploy/gcp/render_function_env.py is a script, not on the import path."""
-    spec = importlib.util.spec_from_file_location(
-        "render_function_env", DEPLOY_DIR / "render_function_env.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-RENDER = load_script()
+RENDER = load_deploy_script("render_function_env")
 
 
 def example(**changes: Any) -> dict[str, Any]:

@@ -87,17 +87,24 @@ def aliases(emu: ComputeEmulator, name: str, zone: str) -> list[str]:
     return [r["ipCidrRange"] for r in nic0(emu, name, zone).get("aliasIpRanges", [])]
 
 
+def nic_call(
+    emu: ComputeEmulator,
+    verb: str,
+    name: str,
+    zone: str,
+    method: str,
+    body: dict[str, Any] | None = None,
+    **query: str,
+) -> tuple[int, Any]:
+    """`instances.<method>` on the instance's nic0."""
+    path = f"{instance_path(name, zone)}/{method}"
+    return call(emu, verb, path, body, networkInterface="nic0", **query)
+
+
 def patch_nic(
     emu: ComputeEmulator, name: str, zone: str, body: dict[str, Any], **query: str
 ) -> tuple[int, Any]:
-    return call(
-        emu,
-        "PATCH",
-        instance_path(name, zone) + "/updateNetworkInterface",
-        body,
-        networkInterface="nic0",
-        **query,
-    )
+    return nic_call(emu, "PATCH", name, zone, "updateNetworkInterface", body, **query)
 
 
 def set_aliases(
@@ -582,25 +589,13 @@ def test_mutations_on_terminated_instances_are_allowed() -> None:
 def add_access_config(
     emu: ComputeEmulator, name: str, zone: str, config: dict[str, Any]
 ) -> tuple[int, Any]:
-    return call(
-        emu,
-        "POST",
-        instance_path(name, zone) + "/addAccessConfig",
-        config,
-        networkInterface="nic0",
-    )
+    return nic_call(emu, "POST", name, zone, "addAccessConfig", config)
 
 
 def delete_access_config(
     emu: ComputeEmulator, name: str, zone: str, config_name: str
 ) -> tuple[int, Any]:
-    return call(
-        emu,
-        "POST",
-        instance_path(name, zone) + "/deleteAccessConfig",
-        accessConfig=config_name,
-        networkInterface="nic0",
-    )
+    return nic_call(emu, "POST", name, zone, "deleteAccessConfig", accessConfig=config_name)
 
 
 def test_second_access_config_is_a_synchronous_400(emu: ComputeEmulator) -> None:
