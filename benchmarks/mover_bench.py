@@ -159,13 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks mover")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--latency", type=float, default=1.0)
-    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
     args, _ = parser.parse_known_args(argv)
     result = run(args.latency, args.runs)
     measured_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     table = render(result, measured_at)
     print(table)
-    write_results(args.results, "mover", table, result | {"measured_at": measured_at})
+    write_results(args.out, "mover", table, result | {"measured_at": measured_at})
     return 0 if result["ratio"] <= TARGET_RATIO else 1
 
 
