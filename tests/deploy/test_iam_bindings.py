@@ -17,19 +17,8 @@ import yaml
 
 from local.mirrors import mirror_config, route_layout
 
-from .script import (
-    BUILD_SA,
-    DEPLOY_DIR,
-    FUNCTION_SA,
-    IRIS_SA,
-    PROJECT,
-    TRIGGER_SA,
-    Command,
-    dry_run,
-    load_deploy_script,
-    run_deploy,
-    write_config,
-)
+from . import script
+from .script import DEPLOY_DIR, PROJECT, Command, dry_run, load_deploy_script
 
 pytestmark = pytest.mark.unit
 
@@ -102,7 +91,10 @@ def fn(role: str) -> str:
     return f"{ROLES}/mirrorVipMover{role}"
 
 
-F, T, B = (f"serviceAccount:{sa}" for sa in (FUNCTION_SA, TRIGGER_SA, BUILD_SA))
+F, T, B, IRIS = (
+    f"serviceAccount:{sa}"
+    for sa in (script.FUNCTION_SA, script.TRIGGER_SA, script.BUILD_SA, script.IRIS_SA)
+)
 PUBSUB_AGENT = "serviceAccount:service-DRY_RUN_PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
 
 
@@ -131,7 +123,7 @@ def test_every_binding_of_a_full_deployment_with_its_scope(tmp_path: Path) -> No
             "mirror-vip build: storage.objectViewer",
         ),
         ("roles/eventarc.eventReceiver", T, f"project:{PROJECT}", "-"),
-        ("roles/pubsub.publisher", f"serviceAccount:{IRIS_SA}", "topic:mirror-vip-events", "-"),
+        ("roles/pubsub.publisher", IRIS, "topic:mirror-vip-events", "-"),
         ("roles/run.invoker", T, "function:mirror-vip", "-"),
         ("roles/pubsub.publisher", PUBSUB_AGENT, "topic:mirror-vip-events-dead-letter", "-"),
         ("roles/pubsub.subscriber", PUBSUB_AGENT, "subscription:DRY_RUN_TRIGGER_SUBSCRIPTION", "-"),
@@ -254,8 +246,8 @@ def test_a_mirror_in_another_project_is_refused_before_any_grant(tmp_path: Path)
     mirrors["mirrors"]["IRISMIRROR"]["project"] = "other-project-1"
     config = tmp_path / "mirrors.yaml"
     config.write_text(yaml.safe_dump(mirrors))
-    result = run_deploy(
-        "--dry-run", "iam", config=write_config(tmp_path, MIRROR_CONFIG_FILE=str(config))
+    result = script.run_deploy(
+        "--dry-run", "iam", config=script.write_config(tmp_path, MIRROR_CONFIG_FILE=str(config))
     )
     assert result.returncode != 0
     assert "mirrors.IRISMIRROR.project: 'other-project-1' is not" in result.stderr
