@@ -102,7 +102,8 @@ class Outcome:
     def message(self) -> str:
         mirror = self.mirror or "?"
         if self.outcome == "moved":
-            return f"{mirror}: VIP {self.vip} moved from {self.from_instance} to {self.to_instance}"
+            source = f" from {self.from_instance}" if self.from_instance else " (no holder before)"
+            return f"{mirror}: VIP {self.vip} moved{source} to {self.to_instance}"
         if self.outcome == "already_in_place":
             return f"{mirror}: VIP {self.vip} already on {self.to_instance}"
         if self.outcome == "rejected":

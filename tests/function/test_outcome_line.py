@@ -78,3 +78,11 @@ def test_the_local_stack_reads_the_lines_the_function_writes(logger: logging.Log
     [read] = outcome_lines(f"some other output\n{json.dumps(line)}\n")
 
     assert read == line
+
+
+def test_a_first_placement_names_no_previous_holder() -> None:
+    placed = Outcome(event_id="1", outcome="moved", mirror="M", vip="10.0.0.1/32", to_instance="b")
+    moved = Outcome(**{**vars(placed), "from_instance": "a"})
+
+    assert placed.message() == "M: VIP 10.0.0.1/32 moved (no holder before) to b"
+    assert moved.message() == "M: VIP 10.0.0.1/32 moved from a to b"
