@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -26,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.failover_bench import NO_TAKEOVER_LIMIT, one_move
-from benchmarks.results import write_results
+from benchmarks.results import bench_parser, write_results
 from emulators import JsonDict
 from emulators.process import free_port
 from local.function_process import FUNCTION_SOURCE, FunctionProcess
@@ -176,16 +175,14 @@ def render(starts: JsonDict, cold: JsonDict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks cold_start")
+    parser = bench_parser("cold_start")
     parser.add_argument("--start-runs", type=int, default=5)
     parser.add_argument("--cold-runs", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=REPO / "results")
     args, _ = parser.parse_known_args(argv)
     print(f"function start, {args.start_runs} rounds ...", flush=True)
     starts = function_starts(args.start_runs)
     print(f"cold failovers, {args.cold_runs} runs ...", flush=True)
     cold = cold_failovers(args.cold_runs)
     text = render(starts, cold)
-    print(text)
     write_results(args.out, "cold_start", text, {"function_start": starts, "cold_failover": cold})
     return 0 if starts["target_met"] and cold["target_met"] else 1

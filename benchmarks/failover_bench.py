@@ -29,15 +29,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
-from benchmarks.results import write_results
+from benchmarks.results import bench_parser, write_results
 from emulators import JsonDict
 from local.mirrors import mirror_layout
 from local.stack import LocalStack, StackError, StackOptions, holds_everything
 from local.timeline import Published, milestones
-
-REPO = Path(__file__).resolve().parents[1]
 
 LATENCIES_S = (0.5, 2.0)
 NO_TAKEOVER_LIMIT = {"moves": 0}
@@ -280,11 +277,10 @@ def render_markdown(report: JsonDict) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks failover", description=__doc__)
+    parser = bench_parser("failover", __doc__)
     parser.add_argument("--runs", type=int, default=6, help="moves per latency (>= 5)")
     parser.add_argument("--scale-mirrors", type=int, default=20)
     parser.add_argument("--scale-runs", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=REPO / "results")
     return parser.parse_args(list(argv) if argv is not None else None)
 
 
@@ -345,8 +341,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     markdown = render_markdown(report)
     write_results(args.out, "failover", markdown, report)
-    print(markdown)
-    print(f"wrote {args.out / 'failover.md'} and {args.out / 'failover.json'}")
     e2e_met = next(r for r in rows if "target_met" in r)["target_met"]
     return 0 if sc["target_met"] and e2e_met else 1
 

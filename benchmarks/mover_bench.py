@@ -15,7 +15,6 @@ Writes results/mover.md and results/mover.json.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import io
@@ -27,17 +26,15 @@ import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from benchmarks.results import write_results
+from benchmarks.results import bench_parser, write_results
 from emulators.compute import ComputeEmulator
 from emulators.iris_health import IrisHealthSimulator
 from local.events import became_primary, cloud_event
 from local.function_process import FUNCTION_SOURCE, outcome_lines
 from local.mirrors import compute_state, mirror_config, mirror_layout
 
-ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = mirror_layout(0)
 TOPIC = f"projects/{LAYOUT.project}/topics/mirror-vip"
 SUBSCRIPTION = f"projects/{LAYOUT.project}/subscriptions/eventarc-mirror-vip"
@@ -156,15 +153,13 @@ def render(result: dict[str, Any], measured_at: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks mover")
+    parser = bench_parser("mover")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--latency", type=float, default=1.0)
-    parser.add_argument("--out", type=Path, default=ROOT / "results")
     args, _ = parser.parse_known_args(argv)
     result = run(args.latency, args.runs)
     measured_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     table = render(result, measured_at)
-    print(table)
     write_results(args.out, "mover", table, result | {"measured_at": measured_at})
     return 0 if result["ratio"] <= TARGET_RATIO else 1
 

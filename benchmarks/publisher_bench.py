@@ -13,7 +13,6 @@ Run with `python -m benchmarks` (all benchmarks) or `python benchmarks/publisher
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results import write_results
+from benchmarks.results import bench_parser, write_results
 from emulators.metadata import VM, MetadataEmulator
 from emulators.pubsub import PubSubEmulator, create_topics
 
@@ -171,18 +170,16 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure, print the table, write results/publisher.{md,json}; 1 if a target is missed."""
-    parser = argparse.ArgumentParser(description="Publisher timing benchmark")
+    parser = bench_parser("publisher", "Publisher timing benchmark")
     parser.add_argument(
         "--runs", type=int, default=7, help="runs per scenario (5 or more for the table)"
     )
     parser.add_argument(
         "--down-budget", type=float, default=5.0, help="budget when Pub/Sub is down"
     )
-    parser.add_argument("--out", type=Path, default=REPO / "results")
     args = parser.parse_args(argv)
     results = measure(args.runs, args.down_budget)
     markdown = render_markdown(results)
-    print(markdown)
     write_results(args.out, "publisher", markdown, results)
     met = all(
         results[key]["meets_target"] and results[key]["all_outcomes_as_expected"]

@@ -12,20 +12,17 @@ one operation + 0.5 s, with or without the zone.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
+from benchmarks.results import bench_parser, write_results
+from emulators import JsonDict
 from local.mirrors import MirrorLayout, mirror_layout, route_layout
 from local.stack import LocalStack, StackError, StackOptions
 from local.timeline import milestones
 
-REPO = Path(__file__).resolve().parents[1]
 LATENCY_S = 2.0
 SLACK_S = 0.5
 MOVE_TIMEOUT_S = 120.0
@@ -33,8 +30,6 @@ MARKS = {
     "alias": ("alias_added", "public_attached"),
     "route": ("route_inserted", "rule_retargeted"),
 }
-
-JsonDict = dict[str, Any]
 
 
 def one_move(stack: LocalStack, layout: MirrorLayout, to: str) -> JsonDict:
@@ -136,9 +131,8 @@ def render(report: JsonDict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks route", description=__doc__)
+    parser = bench_parser("route", __doc__)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=REPO / "results")
     args = parser.parse_args(list(argv) if argv is not None else None)
     project = "mirrorvip-bench"
     rows: list[JsonDict] = []
@@ -148,11 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     route_rows = [r for r in rows if r["mode"] == "route"]
     met = all(r["median_vip_s"] <= LATENCY_S + SLACK_S for r in route_rows)
     report: JsonDict = {"date": time.strftime("%Y-%m-%d"), "rows": rows, "target_met": met}
-    args.out.mkdir(parents=True, exist_ok=True)
-    markdown = render(report)
-    (args.out / "route.md").write_text(markdown)
-    (args.out / "route.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    print(markdown)
+    write_results(args.out, "route", render(report), report)
     return 0 if met else 1
 
 
