@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .api_errors import http_error, map_api_error, operation_error
 from .api_types import (
@@ -348,13 +348,6 @@ class ComputeGateway:
         path = f"{project}/regions/{region}/subnetworks/{name}"
         return cast(SubnetworkJson, self._request("compute.subnetworks.get", "GET", path, deadline))
 
-    def list_all_subnetworks(
-        self, project: str, deadline: float
-    ) -> tuple[list[SubnetworkJson], list[str]]:
-        """Every subnetwork of the project (aggregatedList, all pages), and unreachable regions."""
-        found, unreachable = self._aggregated(project, "subnetworks", deadline)
-        return cast(list[SubnetworkJson], found), unreachable
-
     def read_target_instance(
         self, project: str, zone: str, name: str, deadline: float
     ) -> TargetInstanceJson:
@@ -376,18 +369,12 @@ class ComputeGateway:
             for address in cast(ListJson[AddressJson], page).get("items", [])
         ]
 
-    def list_all_instances(
-        self, project: str, deadline: float
-    ) -> tuple[list[InstanceJson], list[str]]:
-        """Every instance of the project (aggregatedList, all pages), and unreachable zones."""
-        found, unreachable = self._aggregated(project, "instances", deadline)
-        return cast(list[InstanceJson], found), unreachable
-
-    def _aggregated(
-        self, project: str, collection: str, deadline: float
+    def list_all(
+        self, project: str, collection: Literal["instances", "subnetworks"], deadline: float
     ) -> tuple[list[Any], list[str]]:
-        """Every resource of a collection in every scope (aggregatedList, all pages), and the
-        scopes that did not answer (a zone or region that is down)."""
+        """Every resource of a collection in every scope (aggregatedList, all pages), typed by
+        the caller (`InstanceJson`, `SubnetworkJson`), and the scopes that did not answer (a
+        zone or region that is down)."""
         found: list[Any] = []
         unreachable: list[str] = []
         method_id = f"compute.{collection}.aggregatedList"

@@ -228,7 +228,8 @@ def _static_address(session: Session, h: Holdings, deadline: float) -> list[Chec
 
 def _outsiders(session: Session, h: Holdings, deadline: float) -> list[Check]:
     members = {(m.instance.zone, m.instance.name) for m in h.members}
-    instances, unreachable_zones = session.gateway.list_all_instances(h.mirror.project, deadline)
+    found, unreachable_zones = session.gateway.list_all(h.mirror.project, "instances", deadline)
+    instances: list[InstanceJson] = found
     checks = []
     for inst in instances:
         zone = inst.get("zone", "").rsplit("/", 1)[-1]

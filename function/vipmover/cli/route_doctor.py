@@ -91,7 +91,8 @@ def _vip_outside_subnets(session: Session, h: Holdings, deadline: float) -> list
         fix = f"set mirrors.{mirror.name}.network"
         return [Check(name, "problem", "the network is unknown (no member readable)", fix)]
     network = reads.network.rsplit("/", 1)[-1]
-    subnets, unreachable = session.gateway.list_all_subnetworks(mirror.project, deadline)
+    found, unreachable = session.gateway.list_all(mirror.project, "subnetworks", deadline)
+    subnets: list[SubnetworkJson] = found
     mine = [s for s in subnets if _path(s.get("network", "")) == reads.network]
     inside = [
         f"{s.get('name')} ({s.get('region', '').rsplit('/', 1)[-1]}) {label} {cidr}"
