@@ -15,6 +15,7 @@ import pytest
 
 from conftest import FunctionFactory
 from emulators.compute.server import ComputeEmulator
+from local.mirrors import Member
 from support import mirrors
 from support.compute_view import (
     UPDATE_NIC,
@@ -29,6 +30,21 @@ from support.function_app import FunctionUnderTest
 from vipmover.errors import ConfigError
 
 pytestmark = pytest.mark.integration
+
+
+def seeded(
+    start_function: FunctionFactory,
+    compute: ComputeEmulator,
+    primary: Member,
+    backup: Member,
+    *,
+    public: bool = True,
+) -> FunctionUnderTest:
+    """The emulator holds these two members; the function serves their mirror (with or
+    without the static public IP)."""
+    compute.load_state(mirrors.state(primary, backup, public=public))
+    config = mirrors.config() if public else mirrors.config(mirrors.mirror_config(public=False))
+    return start_function(config)
 
 
 def test_failover_moves_vip_and_public_ip(
@@ -99,8 +115,7 @@ def test_vip_on_no_member_is_added(
     start_function: FunctionFactory, compute: ComputeEmulator
 ) -> None:
     primary, backup = mirrors.primary(aliases=()), mirrors.backup()
-    compute.load_state(mirrors.state(primary, backup, public=False))
-    function = start_function(mirrors.config(mirrors.mirror_config(public=False)))
+    function = seeded(start_function, compute, primary, backup, public=False)
 
     delivery = function.deliver(cloud_event(became_primary(backup)))
 
@@ -115,8 +130,7 @@ def test_vip_on_both_members_ends_on_the_new_primary_only(
 ) -> None:
     primary = mirrors.primary(nat_ip=None)
     backup = mirrors.backup(aliases=(mirrors.VIP,))
-    compute.load_state(mirrors.state(primary, backup, public=False))
-    function = start_function(mirrors.config(mirrors.mirror_config(public=False)))
+    function = seeded(start_function, compute, primary, backup, public=False)
 
     delivery = function.deliver(cloud_event(became_primary(backup)))
 
@@ -135,8 +149,7 @@ def test_other_aliases_are_kept_on_both_members(
 ) -> None:
     primary = mirrors.primary(aliases=("10.0.0.32/28", mirrors.VIP, "vips:10.1.0.7/32"))
     backup = mirrors.backup(aliases=("vips:10.1.0.8/32",))
-    compute.load_state(mirrors.state(primary, backup))
-    function = start_function()
+    function = seeded(start_function, compute, primary, backup)
 
     assert function.deliver(cloud_event(became_primary(backup))).outcome["outcome"] == "moved"
 
@@ -150,8 +163,7 @@ def test_ephemeral_ip_on_new_primary_makes_room_for_the_static_ip(
     start_function: FunctionFactory, compute: ComputeEmulator
 ) -> None:
     primary, backup = mirrors.primary(), mirrors.backup(nat_ip="192.0.2.7")
-    compute.load_state(mirrors.state(primary, backup))
-    function = start_function()
+    function = seeded(start_function, compute, primary, backup)
 
     delivery = function.deliver(cloud_event(became_primary(backup)))
 
@@ -166,8 +178,7 @@ def test_public_ip_on_no_member_is_attached(
     start_function: FunctionFactory, compute: ComputeEmulator
 ) -> None:
     primary, backup = mirrors.primary(nat_ip=None), mirrors.backup()
-    compute.load_state(mirrors.state(primary, backup))
-    function = start_function()
+    function = seeded(start_function, compute, primary, backup)
 
     assert function.deliver(cloud_event(became_primary(backup))).outcome["outcome"] == "moved"
 
@@ -179,8 +190,7 @@ def test_fingerprint_race_rereads_and_keeps_the_racing_alias(
 ) -> None:
     """Someone adds an alias to the new primary while the VIP leaves the old one: a real 412."""
     primary, backup = mirrors.primary(nat_ip=None), mirrors.backup()
-    compute.load_state(mirrors.state(primary, backup, public=False))
-    function = start_function(mirrors.config(mirrors.mirror_config(public=False)))
+    function = seeded(start_function, compute, primary, backup, public=False)
     compute.set_op_latency(0.5, UPDATE_NIC)
 
     def add_alias_by_hand_during_the_removal() -> None:
@@ -212,16 +222,24 @@ def test_fingerprint_race_rereads_and_keeps_the_racing_alias(
     assert len(patches) == 3  # remove, stale add (412), add after re-read
 
 
-def test_a_412_that_persists_past_the_retries_asks_for_redelivery(
-    compute: ComputeEmulator, function: FunctionUnderTest
+@pytest.mark.parametrize(
+    ("code", "error_reason", "detail"),
+    [
+        (412, "FingerprintRace", "NIC changed on 5 tries"),  # someone keeps changing the NIC
+        (503, "ApiUnavailable", "updateNetworkInterface: HTTP 503"),  # the API is down
+    ],
+)
+def test_a_fault_that_outlasts_the_retries_asks_for_redelivery(
+    compute: ComputeEmulator, function: FunctionUnderTest, code: int, error_reason: str, detail: str
 ) -> None:
-    """Someone keeps changing the NIC: give up this delivery, change nothing, retry later."""
-    compute.fail_next(UPDATE_NIC, count=100, code=412)
+    """Give up this delivery at ERROR, change nothing, let Pub/Sub retry later."""
+    compute.fail_next(UPDATE_NIC, count=100, code=code)
 
     delivery = function.deliver(cloud_event(became_primary(mirrors.backup())))
 
-    delivery.assert_failed("FingerprintRace", retry=True)
-    assert "NIC changed on 5 tries" in delivery.outcome["error"]
+    delivery.assert_failed(error_reason, retry=True)
+    assert detail in delivery.outcome["error"]
+    assert delivery.outcome["severity"] == "ERROR"
     assert aliases(compute, mirrors.primary()) == [mirrors.VIP]
     assert aliases(compute, mirrors.backup()) == []
 
@@ -240,18 +258,6 @@ def test_lost_response_is_retried_with_the_same_request_id(
     applied = [op for op in compute.operations() if op["operationType"] == "updateNetworkInterface"]
     assert len(applied) == 2  # one removal (deduplicated retry) and one addition
     assert_vip_on(compute, mirrors.backup(), mirrors.primary())
-
-
-def test_persistent_unavailability_asks_for_redelivery(
-    compute: ComputeEmulator, function: FunctionUnderTest
-) -> None:
-    compute.fail_next(UPDATE_NIC, count=100, code=503)
-
-    delivery = function.deliver(cloud_event(became_primary(mirrors.backup())))
-
-    delivery.assert_failed("ApiUnavailable", retry=True)
-    assert delivery.outcome["severity"] == "ERROR"
-    assert mirrors.VIP in aliases(compute, mirrors.primary())
 
 
 def test_operation_error_fails_then_redelivery_completes(
@@ -301,8 +307,7 @@ def test_old_primary_zone_down_without_the_vip_still_moves_it(
     start_function: FunctionFactory, compute: ComputeEmulator
 ) -> None:
     primary, backup = mirrors.primary(aliases=(), nat_ip=None), mirrors.backup()
-    compute.load_state(mirrors.state(primary, backup, public=False))
-    function = start_function(mirrors.config(mirrors.mirror_config(public=False)))
+    function = seeded(start_function, compute, primary, backup, public=False)
     compute.set_zone_down(primary.zone)
 
     delivery = function.deliver(cloud_event(became_primary(backup)))
@@ -315,8 +320,7 @@ def test_stopped_new_primary_is_rejected_without_change(
     start_function: FunctionFactory, compute: ComputeEmulator
 ) -> None:
     primary, backup = mirrors.primary(), mirrors.backup(status="TERMINATED")
-    compute.load_state(mirrors.state(primary, backup))
-    function = start_function()
+    function = seeded(start_function, compute, primary, backup)
 
     delivery = function.deliver(cloud_event(became_primary(backup)))
 
