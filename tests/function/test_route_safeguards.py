@@ -23,6 +23,8 @@ from support import mirrors
 from support.events import became_primary
 from support.function_app import Delivery, FunctionUnderTest
 from support.signing import AUDIENCE, identity_config, signed
+from vipmover.compute import RETRY_ATTEMPTS
+from vipmover.route_mover import GUARD_READ_ATTEMPTS
 
 from .conftest import deliver
 
@@ -139,6 +141,32 @@ def test_a_holder_that_is_not_primary_any_more_does_not_block_the_route(
     assert routed_to(compute) == [BACKUP.name]
     assert rule_target(compute) == BACKUP.target_instance
     assert delivery.outcome["alerts"] == []
+
+
+def test_the_guard_does_not_wait_out_a_zone_that_is_down(
+    compute: ComputeEmulator,
+    start_function: FunctionFactory,
+    metadata: MetadataEmulator,
+    iris: IrisHealthSimulator,
+) -> None:
+    """Route mode exists for this day: the old primary's reads answer 503, and since an
+    unreadable member never blocks, each round tries it GUARD_READ_ATTEMPTS times, not the
+    gateway's usual RETRY_ATTEMPTS (about 1.4 s of backoff on the failover's path)."""
+    function = start(start_function, metadata, iris)
+    place_on_primary(function, metadata)
+    compute.set_zone_down(PRIMARY.zone)
+    compute.clear_requests()
+
+    delivery = deliver(function, signed(metadata, BACKUP))
+
+    assert delivery.outcome["outcome"] == "moved", delivery.outcome
+    down_reads = [
+        r
+        for r in compute.requests()
+        if r.method_id == "compute.instances.get" and f"/instances/{PRIMARY.name}" in r.path
+    ]
+    rounds = delivery.outcome["api_calls"]["compute.routes.list"]
+    assert len(down_reads) == rounds * GUARD_READ_ATTEMPTS < rounds * RETRY_ATTEMPTS
 
 
 # -- takeover limit --------------------------------------------------------------------------------
