@@ -63,11 +63,11 @@ from .safeguards import Guard, Stakes
 
 MAX_ROUNDS = 5
 EXISTS_POLL_S = 0.2
+"""How often to look for a route that a concurrent duplicate inserted (409) until it exists."""
 GUARD_READ_ATTEMPTS = 2
 """Tries of the safeguards' read of each other member (one retry absorbs a blip). A member that
 cannot be read never blocks a move, so more tries would only delay the failover that route mode
 is for: the old primary's zone down, its reads answering 503 (4 tries cost about 1.4 s)."""
-"""How often to look for a route that a concurrent duplicate inserted (409) until it exists."""
 
 
 @dataclass(frozen=True)

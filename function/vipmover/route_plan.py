@@ -73,10 +73,6 @@ class Ledger:
     tokens: tuple[tuple[str, str], ...] = ()
     """(member instance name, its last accepted token as `TokenUse.value`), sorted by name."""
 
-    def token_of(self, name: str) -> str:
-        """The member's last accepted token, or "" when none is recorded."""
-        return dict(self.tokens).get(name, "")
-
     def with_token(self, name: str, value: str) -> Ledger:
         return Ledger(self.moves, tuple(sorted({**dict(self.tokens), name: value}.items())))
 
